@@ -1,0 +1,82 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// librdkafka comes from scripts/install.sh (built from Debian trixie's source into
+// .deps/librdkafka and linked statically through its `feedrank-rdkafka.pc`);
+// hiredis and OpenBLAS are Debian's. scripts/env.sh puts the .pc on PKG_CONFIG_PATH.
+let package = Package(
+    name: "FeedRank",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "feedrank", targets: ["feedrank"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    ],
+    targets: [
+        // System libraries: a module map and a one-line shim header each.
+        .systemLibrary(name: "CRdKafka", pkgConfig: "feedrank-rdkafka"),
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis"),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas"),
+
+        // Adapters: the only importers of their C library.
+        .target(name: "KafkaClient", dependencies: [
+            "CRdKafka",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "RedisClient", dependencies: [
+            "CHiredis",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "LinearAlgebra", dependencies: ["COpenBLAS"]),
+
+        // Pure logic: no Kafka, Redis or HTTP.
+        .target(name: "VectorIndex", dependencies: ["LinearAlgebra"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .target(name: "RankingModel", dependencies: ["LinearAlgebra"]),
+        .target(name: "Ranking", dependencies: ["RankingModel", "VectorIndex", "LinearAlgebra"]),
+
+        // Wiring.
+        .target(name: "Worker", dependencies: [
+            "KafkaClient", "RedisClient", "Ranking", "RankingModel", "VectorIndex",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        .target(name: "HealthServer", dependencies: [
+            "Worker", "Ranking",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ]),
+        // The command line, as a library so tests drive it without a process.
+        .target(name: "FeedRankCLI", dependencies: [
+            "KafkaClient", "RedisClient", "LinearAlgebra", "VectorIndex", "RankingModel",
+            "Ranking", "Worker", "HealthServer",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        .executableTarget(name: "feedrank", dependencies: ["FeedRankCLI"]),
+
+        .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"]),
+        .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"]),
+        .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra"]),
+        .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex", "LinearAlgebra"]),
+        .testTarget(name: "RankingModelTests", dependencies: ["RankingModel", "LinearAlgebra"]),
+        .testTarget(name: "RankingTests", dependencies: ["Ranking", "RankingModel", "VectorIndex"]),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker"]),
+        .testTarget(name: "IntegrationTests", dependencies: [
+            "FeedRankCLI", "Worker", "KafkaClient", "RedisClient", "Ranking", "RankingModel",
+        ]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,1 @@
+// The HealthServer module; see README.md for its role.

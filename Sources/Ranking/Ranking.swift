@@ -1,0 +1,1 @@
+// The Ranking module; see README.md for its role.

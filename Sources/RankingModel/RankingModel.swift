@@ -1,0 +1,1 @@
+// The RankingModel module; see README.md for its role.

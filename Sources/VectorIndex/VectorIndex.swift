@@ -1,0 +1,1 @@
+// The VectorIndex module; see README.md for its role.

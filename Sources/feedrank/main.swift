@@ -1,0 +1,3 @@
+import FeedRankCLI
+
+await FeedRankCommand.main()
