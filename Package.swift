@@ -66,6 +66,12 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "feedrank", dependencies: ["FeedRankCLI"]),
+        .executableTarget(name: "feedrank-bench", dependencies: [
+            "FeedRankCLI", "KafkaClient", "RedisClient", "LinearAlgebra", "VectorIndex",
+            "RankingModel", "Ranking", "Worker",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Benchmarks/feedrank-bench"),
 
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"]),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"]),
