@@ -1,0 +1,51 @@
+/// Appends JSON tokens to a byte buffer. Doubles are written in Swift's shortest round-trip form
+/// (`Double.description`), so decoding gives back the same bits; non-finite values are a
+/// programming error (JSON cannot carry them).
+struct JSONWriter {
+    var bytes: [UInt8] = []
+
+    init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
+
+    mutating func raw(_ s: StaticString) {
+        bytes.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    mutating func byte(_ b: UInt8) { bytes.append(b) }
+
+    mutating func int(_ v: Int64) { bytes.append(contentsOf: v.description.utf8) }
+
+    mutating func double(_ v: Double) {
+        precondition(v.isFinite, "JSONWriter: \(v) cannot be written as JSON")
+        bytes.append(contentsOf: v.description.utf8)
+    }
+
+    mutating func doubles(_ vs: [Double]) {
+        byte(UInt8(ascii: "["))
+        for (i, v) in vs.enumerated() {
+            if i > 0 { byte(UInt8(ascii: ",")) }
+            double(v)
+        }
+        byte(UInt8(ascii: "]"))
+    }
+
+    /// A quoted string; escapes '"', '\\' and control characters, keeps other UTF-8 as is.
+    mutating func string(_ s: String) {
+        byte(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""): raw("\\\"")
+            case UInt8(ascii: "\\"): raw("\\\\")
+            case 0x0a: raw("\\n")
+            case 0x0d: raw("\\r")
+            case 0x09: raw("\\t")
+            case 0..<0x20:
+                raw("\\u00")
+                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                byte(hex[Int(b >> 4)])
+                byte(hex[Int(b & 0xf)])
+            default: byte(b)
+            }
+        }
+        byte(UInt8(ascii: "\""))
+    }
+}

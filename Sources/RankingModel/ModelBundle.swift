@@ -1,0 +1,73 @@
+/// A loaded model bundle (contract section 2): manifest, user tower, and the item catalogue with
+/// its embedding matrix. The item matrix stays in the memory-mapped weights file (no copy);
+/// row r of the matrix is `items[r]`. Immutable and safe to share across threads.
+public final class ModelBundle: @unchecked Sendable {
+    public let directory: String
+    public let manifest: Manifest
+    public let tower: UserTower
+    /// The catalogue in embedding-row order.
+    public let items: [Item]
+    /// Rows of the promoted items, ascending.
+    public let promotedRows: [Int]
+    /// Non-fatal findings of the load (e.g. ignored items.jsonl lines), for the caller to log.
+    public let warnings: [String]
+
+    private let rowOfId: [Int64: Int32]
+    private let weightsFile: MappedFile
+    private let embeddings: UnsafeBufferPointer<Float>
+    /// Set only when the tensor was misaligned in the file and had to be copied.
+    private let ownedEmbeddings: UnsafeMutableBufferPointer<Float>?
+
+    init(directory: String, manifest: Manifest, tower: UserTower, items: [Item], warnings: [String],
+         rowOfId: [Int64: Int32], weightsFile: MappedFile, embeddings: UnsafeBufferPointer<Float>,
+         ownedEmbeddings: UnsafeMutableBufferPointer<Float>?) {
+        self.directory = directory
+        self.manifest = manifest
+        self.tower = tower
+        self.items = items
+        self.promotedRows = items.indices.filter { items[$0].promoted }
+        self.warnings = warnings
+        self.rowOfId = rowOfId
+        self.weightsFile = weightsFile
+        self.embeddings = embeddings
+        self.ownedEmbeddings = ownedEmbeddings
+    }
+
+    deinit { ownedEmbeddings?.deallocate() }
+
+    /// N: the number of embedded items.
+    public var itemCount: Int { items.count }
+    /// D.
+    public var embeddingDimension: Int { manifest.embeddingDimension }
+
+    /// The embedding row of an item id, or nil when the item is not in this bundle.
+    @inline(__always)
+    public func row(of itemId: Int64) -> Int? { rowOfId[itemId].map(Int.init) }
+
+    public func item(id: Int64) -> Item? { row(of: id).map { items[$0] } }
+
+    /// The whole N×D row-major item matrix, valid inside `body`.
+    public func withItemEmbeddings<R, E: Error>(_ body: (UnsafeBufferPointer<Float>) throws(E) -> R) throws(E) -> R {
+        try withExtendedLifetime(self) { () throws(E) -> R in try body(embeddings) }
+    }
+
+    /// Row r of the item matrix, valid inside `body`.
+    public func withEmbedding<R, E: Error>(row: Int, _ body: (UnsafeBufferPointer<Float>) throws(E) -> R) throws(E) -> R {
+        precondition(row >= 0 && row < itemCount, "ModelBundle: row \(row) out of 0..<\(itemCount)")
+        let d = embeddingDimension
+        return try withExtendedLifetime(self) { () throws(E) -> R in
+            try body(UnsafeBufferPointer(start: embeddings.baseAddress! + row * d, count: d))
+        }
+    }
+
+    /// Hot-path access: a pointer to row r's D floats. Valid only while this bundle is alive —
+    /// the caller must hold a strong reference to the bundle for as long as it uses the pointer.
+    @inline(__always)
+    public func embeddingPointer(row: Int) -> UnsafePointer<Float> {
+        precondition(row >= 0 && row < itemCount, "ModelBundle: row \(row) out of 0..<\(itemCount)")
+        return embeddings.baseAddress! + row * embeddingDimension
+    }
+
+    /// Row r as a new array (tests, tools; not for hot paths).
+    public func embedding(row: Int) -> [Float] { withEmbedding(row: row) { Array($0) } }
+}

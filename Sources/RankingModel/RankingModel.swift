@@ -1,1 +1,0 @@
-// The RankingModel module; see README.md for its role.

@@ -1,0 +1,67 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import LinearAlgebra
+
+/// The contract's exact score: z = dot(u, e_i) / temperature + score_bias with the dot product
+/// and z in float32 (`VectorMath.dot`, fixed summation order, so every caller ranks alike),
+/// then score = sigmoid(z) in float64. The pieces are public so a re-ranker can work on dots.
+public struct Scoring: Sendable {
+    public let temperature: Float
+    public let scoreBias: Float
+    public let dimension: Int
+
+    public init(manifest: Manifest) {
+        temperature = Float(manifest.temperature)
+        scoreBias = Float(manifest.scoreBias)
+        dimension = manifest.embeddingDimension
+    }
+
+    @inlinable
+    public func dot(_ u: UnsafePointer<Float>, _ e: UnsafePointer<Float>) -> Float {
+        VectorMath.dot(u, e, count: dimension)
+    }
+
+    @inlinable
+    public func logit(dot: Float) -> Float { dot / temperature + scoreBias }
+
+    /// The logistic function in the form that never overflows: 1/(1+e^-z) for z >= 0,
+    /// e^z/(1+e^z) below.
+    @inlinable
+    public static func sigmoid(_ z: Double) -> Double {
+        if z >= 0 { return 1 / (1 + exp(-z)) }
+        let ez = exp(z)
+        return ez / (1 + ez)
+    }
+
+    @inlinable
+    public func score(dot: Float) -> Double { Self.sigmoid(Double(logit(dot: dot))) }
+
+    /// The score of bundle row `row` for user embedding `u` (D floats).
+    public func score(user u: UnsafePointer<Float>, row: Int, in bundle: ModelBundle) -> Double {
+        score(dot: dot(u, bundle.embeddingPointer(row: row)))
+    }
+
+    /// Scores of the given rows, in order, into `out`.
+    public func scores(user u: [Float], rows: some Collection<Int>, in bundle: ModelBundle,
+                       into out: UnsafeMutableBufferPointer<Double>) {
+        precondition(u.count == dimension, "Scoring: user embedding has \(u.count) entries, needs \(dimension)")
+        precondition(out.count >= rows.count, "Scoring: output holds \(out.count), needs \(rows.count)")
+        u.withUnsafeBufferPointer { ub in
+            withExtendedLifetime(bundle) {
+                for (i, row) in rows.enumerated() {
+                    out[i] = score(dot: dot(ub.baseAddress!, bundle.embeddingPointer(row: row)))
+                }
+            }
+        }
+    }
+
+    public func scores(user u: [Float], rows: some Collection<Int>, in bundle: ModelBundle) -> [Double] {
+        [Double](unsafeUninitializedCapacity: rows.count) { buf, n in
+            scores(user: u, rows: rows, in: bundle, into: buf)
+            n = rows.count
+        }
+    }
+}
