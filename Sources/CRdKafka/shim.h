@@ -1,1 +1,1 @@
-#include <librdkafka/rdkafka.h>
+#include "../../.deps/librdkafka/include/librdkafka/rdkafka.h"

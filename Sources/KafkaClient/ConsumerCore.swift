@@ -1,0 +1,254 @@
+import CRdKafka
+import DequeModule
+import Logging
+import Synchronization
+
+/// The consumer's shared state: a bounded record buffer, the assignment and pause sets, and
+/// the poll-thread logic. Transitions happen under one lock; continuations are resumed and C
+/// calls made after unlocking.
+final class ConsumerCore: @unchecked Sendable {
+    struct State {
+        var buffer = Deque<KafkaRecord>()
+        var waiter: CheckedContinuation<KafkaRecord?, Error>?
+        /// nil while running; set when the stream has ended (nil error = closed normally).
+        var finished: KafkaError?? = nil
+        var assignment = Set<TopicPartition>()
+        var userPaused = Set<TopicPartition>()
+        var flowPaused = false
+        var lastError: KafkaError?
+    }
+
+    let handle: RDKafkaHandle
+    let state = Mutex(State())
+    let capacity: Int
+    let logger: Logger
+    let onRebalance: KafkaConsumer.RebalanceHandler?
+    /// Set once at init (before the poll thread starts).
+    var subscribed = false
+    private let queue: OpaquePointer
+
+    init(handle: RDKafkaHandle, capacity: Int, logger: Logger, onRebalance: KafkaConsumer.RebalanceHandler?) {
+        self.handle = handle
+        self.capacity = capacity
+        self.logger = logger
+        self.onRebalance = onRebalance
+        self.queue = rd_kafka_queue_get_consumer(handle.pointer)
+    }
+
+    deinit {
+        rd_kafka_queue_destroy(queue)
+    }
+
+    // MARK: poll thread
+
+    func step() {
+        if let ev = rd_kafka_queue_poll(queue, 10) {
+            handle(event: ev)
+            rd_kafka_event_destroy(ev)
+        }
+        flowControl()
+    }
+
+    private func handle(event ev: OpaquePointer) {
+        switch rd_kafka_event_type(ev) {
+        case RD_KAFKA_EVENT_FETCH:
+            while let msg = rd_kafka_event_message_next(ev) {
+                if msg.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    if msg.pointee.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { continue }
+                    let e = KafkaError.from(msg.pointee.err, context: "consume")
+                    logger.warning("consumer error: \(e.message)")
+                    state.withLock { $0.lastError = e }
+                    continue
+                }
+                deliver(Self.record(from: msg))
+            }
+        case RD_KAFKA_EVENT_REBALANCE:
+            rebalance(ev)
+        case RD_KAFKA_EVENT_LOG:
+            RDKafkaHandle.forwardLog(ev, to: logger)
+        case RD_KAFKA_EVENT_ERROR:
+            let err = rd_kafka_event_error(ev)
+            let e = KafkaError.from(err, context: "consumer")
+            if rd_kafka_event_error_is_fatal(ev) != 0 {
+                logger.critical("fatal consumer error: \(e.message)")
+                finish(KafkaError(code: .fatal, message: e.message, rdKafkaCode: e.rdKafkaCode))
+            } else {
+                logger.warning("consumer error: \(String(cString: rd_kafka_event_error_string(ev)))")
+                state.withLock { $0.lastError = e }
+            }
+        default:
+            break
+        }
+    }
+
+    private static func record(from msg: UnsafePointer<rd_kafka_message_t>) -> KafkaRecord {
+        let m = msg.pointee
+        let topic = String(cString: rd_kafka_topic_name(m.rkt))
+        let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
+        let key = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
+        var headers: [KafkaHeader] = []
+        var hdrs: OpaquePointer?
+        if rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs {
+            var i = 0
+            var name: UnsafePointer<CChar>?
+            var val: UnsafeRawPointer?
+            var size = 0
+            while rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+                headers.append(KafkaHeader(key: String(cString: name!),
+                                           value: val.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }))
+                i += 1
+            }
+        }
+        var tstype = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let ts = rd_kafka_message_timestamp(msg, &tstype)
+        return KafkaRecord(topic: topic, partition: m.partition, offset: m.offset, key: key, value: value,
+                           headers: headers, timestamp: tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : ts)
+    }
+
+    private func deliver(_ record: KafkaRecord) {
+        let waiter = state.withLock { s -> CheckedContinuation<KafkaRecord?, Error>? in
+            guard s.assignment.contains(record.topicPartition) else { return nil }
+            s.lastError = nil
+            if let w = s.waiter { s.waiter = nil; return w }
+            s.buffer.append(record)
+            return nil
+        }
+        waiter?.resume(returning: record)
+    }
+
+    private func rebalance(_ ev: OpaquePointer) {
+        let err = rd_kafka_event_error(ev)
+        let list = rd_kafka_event_topic_partition_list(ev)!
+        let tps = RDKafkaTopicPartitionList(borrowing: list).topicPartitions
+        let cooperative = String(cString: rd_kafka_rebalance_protocol(handle.pointer)) == "COOPERATIVE"
+        switch err {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            logger.info("partitions assigned: \(tps.map(\.description).sorted().joined(separator: ", "))")
+            onRebalance?(.assigned(tps))
+            state.withLock { $0.assignment.formUnion(tps) }
+            if cooperative {
+                if let e = rd_kafka_incremental_assign(handle.pointer, list) {
+                    logger.error("\(KafkaError.consuming(e, context: "incremental assign").message)")
+                }
+            } else {
+                rd_kafka_assign(handle.pointer, list)
+            }
+        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            logger.info("partitions revoked: \(tps.map(\.description).sorted().joined(separator: ", "))")
+            onRebalance?(.revoked(tps))
+            state.withLock { s in
+                s.assignment.subtract(tps)
+                s.userPaused.subtract(tps)
+            }
+            purge(Set(tps))
+            if cooperative {
+                if let e = rd_kafka_incremental_unassign(handle.pointer, list) {
+                    logger.error("\(KafkaError.consuming(e, context: "incremental unassign").message)")
+                }
+            } else {
+                rd_kafka_assign(handle.pointer, nil)
+            }
+        default:
+            logger.error("rebalance failed: \(String(cString: rd_kafka_err2str(err)))")
+            state.withLock { $0.assignment.removeAll() }
+            rd_kafka_assign(handle.pointer, nil)
+        }
+    }
+
+    /// Pauses every assigned partition while the buffer is full; resumes at half.
+    private func flowControl() {
+        enum Action { case none, pause([TopicPartition]), resume([TopicPartition]) }
+        let action: Action = state.withLock { s in
+            if !s.flowPaused && s.buffer.count >= capacity {
+                s.flowPaused = true
+                return .pause(Array(s.assignment))
+            }
+            if s.flowPaused && s.buffer.count <= capacity / 2 {
+                s.flowPaused = false
+                return .resume(Array(s.assignment.subtracting(s.userPaused)))
+            }
+            return .none
+        }
+        switch action {
+        case .none: break
+        case .pause(let tps): try? setPaused(tps, true)
+        case .resume(let tps): try? setPaused(tps, false)
+        }
+    }
+
+    func setPaused(_ tps: [TopicPartition], _ paused: Bool) throws {
+        guard !tps.isEmpty else { return }
+        let list = RDKafkaTopicPartitionList(tps.map { ($0, nil) })
+        let err = paused ? rd_kafka_pause_partitions(handle.pointer, list.pointer)
+                         : rd_kafka_resume_partitions(handle.pointer, list.pointer)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError.from(err, context: paused ? "pause" : "resume")
+        }
+    }
+
+    /// Drops buffered records of these partitions.
+    func purge(_ tps: Set<TopicPartition>) {
+        state.withLock { s in s.buffer.removeAll { tps.contains($0.topicPartition) } }
+    }
+
+    /// Runs on the poll thread after `stop()`: leaves the group, serving the final revoke.
+    func shutdown() {
+        if subscribed {
+            if let e = rd_kafka_consumer_close_queue(handle.pointer, queue) {
+                logger.warning("\(KafkaError.consuming(e, context: "consumer close").message)")
+            }
+            let deadline = ContinuousClock.now + .seconds(15)
+            while rd_kafka_consumer_closed(handle.pointer) == 0 && ContinuousClock.now < deadline {
+                if let ev = rd_kafka_queue_poll(queue, 50) {
+                    handle(event: ev)
+                    rd_kafka_event_destroy(ev)
+                }
+            }
+        } else {
+            _ = rd_kafka_consumer_close(handle.pointer)
+        }
+        finish(nil)
+    }
+
+    private func finish(_ error: KafkaError?) {
+        let waiter = state.withLock { s -> CheckedContinuation<KafkaRecord?, Error>? in
+            if s.finished == nil { s.finished = .some(error) }
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        if let error { waiter?.resume(throwing: error) } else { waiter?.resume(returning: nil) }
+    }
+
+    // MARK: consumer side
+
+    func next() async throws -> KafkaRecord? {
+        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<KafkaRecord?, Error>) in
+            enum Outcome { case record(KafkaRecord), end(KafkaError?), wait }
+            let outcome: Outcome = state.withLock { s in
+                if let r = s.buffer.popFirst() { return .record(r) }
+                if let f = s.finished { return .end(f) }
+                precondition(s.waiter == nil, "KafkaConsumer.records must be iterated from one task")
+                s.waiter = cont
+                return .wait
+            }
+            switch outcome {
+            case .record(let r): cont.resume(returning: r)
+            case .end(let e): if let e { cont.resume(throwing: e) } else { cont.resume(returning: nil) }
+            case .wait: break
+            }
+        }
+    }
+}
+
+/// The records of a `KafkaConsumer`, in partition order.
+public struct KafkaRecordSequence: AsyncSequence, Sendable {
+    public typealias Element = KafkaRecord
+    let core: ConsumerCore
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let core: ConsumerCore
+        public mutating func next() async throws -> KafkaRecord? { try await core.next() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(core: core) }
+}
