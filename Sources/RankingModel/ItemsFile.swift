@@ -17,7 +17,7 @@ enum ItemsFile {
         var warnings: [String]
     }
 
-    static func read(_ file: MappedFile, manifest: Manifest, ids: [Int64], rowOf: [Int64: Int32]) throws(ModelError) -> Result {
+    static func read(_ file: MappedFile, manifest: Manifest, ids: [Int64], index: ItemIndex) throws(ModelError) -> Result {
         file.adviseSequential()
         let placeholder = Item(id: 0, category: -1, creatorId: 0, publishedAt: 0, quality: 0, promoted: false)
         var items = [Item](repeating: placeholder, count: ids.count)
@@ -44,8 +44,8 @@ enum ItemsFile {
             } catch {
                 throw ModelError(.badItems, "\(name) line \(lineNumber): \(error.text)")
             }
-            if let row = rowOf[item.id] {
-                let r = Int(row)
+            if let row = index.row(of: item.id) {
+                let r = row
                 guard lineOfRow[r] == 0 else {
                     throw ModelError(.badItems, "\(name) line \(lineNumber): duplicate item_id \(item.id) (first on line \(lineOfRow[r]))")
                 }

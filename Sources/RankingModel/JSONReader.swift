@@ -428,8 +428,22 @@ struct JSONReader {
             v = exponent < 0 ? v / Self.exactPowersOfTen[-exponent] : v * Self.exactPowersOfTen[exponent]
             return .double(negative ? -v : v)
         }
-        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
-        guard let v = Double(text), v.isFinite else {
+        // The C library's correctly rounded strtod on a NUL-terminated stack copy of the token
+        // (no String allocation). Should a locale with another decimal point be active, strtod
+        // stops early; then Swift's locale-independent parser decides.
+        let length = pos - start
+        var v = withUnsafeTemporaryAllocation(of: CChar.self, capacity: length + 1) { buf -> Double? in
+            UnsafeMutableRawPointer(buf.baseAddress!).copyMemory(from: bytes.baseAddress! + start, byteCount: length)
+            buf[length] = 0
+            var end: UnsafeMutablePointer<CChar>?
+            let v = strtod(buf.baseAddress!, &end)
+            return end == buf.baseAddress! + length ? v : nil
+        }
+        if v == nil {
+            v = Double(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self))
+        }
+        guard let v, v.isFinite else {
+            let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
             throw JSONProblem(message: "\(fieldPrefix(field))number \(text) is out of range", offset: start, isSyntax: false)
         }
         return .double(v)

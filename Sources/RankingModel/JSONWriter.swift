@@ -12,7 +12,20 @@ struct JSONWriter {
 
     mutating func byte(_ b: UInt8) { bytes.append(b) }
 
-    mutating func int(_ v: Int64) { bytes.append(contentsOf: v.description.utf8) }
+    /// Decimal digits without going through a String.
+    mutating func int(_ v: Int64) {
+        var magnitude = v.magnitude
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buf in
+            var i = 20
+            repeat {
+                i -= 1
+                buf[i] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            if v < 0 { bytes.append(UInt8(ascii: "-")) }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buf[i..<20]))
+        }
+    }
 
     mutating func double(_ v: Double) {
         precondition(v.isFinite, "JSONWriter: \(v) cannot be written as JSON")

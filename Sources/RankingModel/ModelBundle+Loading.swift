@@ -51,24 +51,24 @@ extension ModelBundle {
             owned?.deallocate()
             throw error
         }
-        var rowOf = [Int64: Int32](minimumCapacity: n)
-        for (r, id) in ids.enumerated() {
-            if let first = rowOf.updateValue(Int32(r), forKey: id) {
-                owned?.deallocate()
-                throw ModelError(.badTensor, "\(weightsFile): tensor 'item_ids' holds \(id) twice (rows \(first) and \(r))")
-            }
+        let index: ItemIndex
+        do {
+            index = try ItemIndex(ids: ids)
+        } catch {
+            owned?.deallocate()
+            throw ModelError(.badTensor, "\(weightsFile): tensor 'item_ids' holds \(error.id) twice (rows \(error.firstRow) and \(error.secondRow))")
         }
 
         let itemsResult: ItemsFile.Result
         do {
             let itemsMap = try MappedFile(path: "\(dir)/\(itemsFile)", name: itemsFile)
-            itemsResult = try ItemsFile.read(itemsMap, manifest: manifest, ids: ids, rowOf: rowOf)
+            itemsResult = try ItemsFile.read(itemsMap, manifest: manifest, ids: ids, index: index)
         } catch {
             owned?.deallocate()
             throw error
         }
         return ModelBundle(directory: dir, manifest: manifest, tower: tower, items: itemsResult.items,
-                           warnings: itemsResult.warnings, rowOfId: rowOf, weightsFile: weights,
+                           warnings: itemsResult.warnings, index: index, weightsFile: weights,
                            embeddings: embeddings, ownedEmbeddings: owned)
         #endif
     }
@@ -110,21 +110,39 @@ extension ModelBundle {
         return UserTower(layers: layers)
     }
 
+    /// Every row finite and of unit L2 norm. The fast pass sums squares in SIMD (a NaN or inf
+    /// anywhere makes the sum non-finite); a row that fails is re-scanned for the exact message.
     private static func checkUnitRows(_ e: UnsafeBufferPointer<Float>, ids: [Int64], width: Int) throws(ModelError) {
+        guard let base = e.baseAddress, width > 0 else { return }
+        let raw = UnsafeRawPointer(base)
         for r in ids.indices {
-            var ss = 0.0
-            let base = r * width
-            for j in 0..<width {
-                let v = e[base + j]
-                guard v.isFinite else {
-                    throw ModelError(.badValues, "\(weightsFile): tensor 'item_embeddings' holds \(v) at [\(r), \(j)] (item \(ids[r]))")
-                }
-                ss += Double(v) * Double(v)
+            let row = r * width
+            var acc = SIMD8<Float>()
+            var j = 0
+            while j + 8 <= width {
+                let v = raw.loadUnaligned(fromByteOffset: (row + j) * 4, as: SIMD8<Float>.self)
+                acc += v * v
+                j += 8
             }
-            let norm = ss.squareRoot()
-            guard abs(norm - 1) <= unitNormTolerance else {
-                throw ModelError(.badValues, "\(weightsFile): tensor 'item_embeddings' row \(r) (item \(ids[r])) has L2 norm \(norm), expected 1 (±\(unitNormTolerance)): embeddings must be L2-normalised")
+            var ss = Double(acc.sum())
+            while j < width { ss += Double(e[row + j]) * Double(e[row + j]); j += 1 }
+            if ss.isFinite && abs(ss.squareRoot() - 1) <= unitNormTolerance / 2 { continue }
+            try checkRowExactly(e, row: r, id: ids[r], width: width)
+        }
+    }
+
+    private static func checkRowExactly(_ e: UnsafeBufferPointer<Float>, row r: Int, id: Int64, width: Int) throws(ModelError) {
+        var ss = 0.0
+        for j in 0..<width {
+            let v = e[r * width + j]
+            guard v.isFinite else {
+                throw ModelError(.badValues, "\(weightsFile): tensor 'item_embeddings' holds \(v) at [\(r), \(j)] (item \(id))")
             }
+            ss += Double(v) * Double(v)
+        }
+        let norm = ss.squareRoot()
+        guard abs(norm - 1) <= unitNormTolerance else {
+            throw ModelError(.badValues, "\(weightsFile): tensor 'item_embeddings' row \(r) (item \(id)) has L2 norm \(norm), expected 1 (±\(unitNormTolerance)): embeddings must be L2-normalised")
         }
     }
 }

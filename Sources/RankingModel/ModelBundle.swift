@@ -9,25 +9,28 @@ public final class ModelBundle: @unchecked Sendable {
     public let items: [Item]
     /// Rows of the promoted items, ascending.
     public let promotedRows: [Int]
+    /// `items[r].category` as a compact array (the state update's hot path reads only this).
+    public let categoryOfRow: [Int32]
     /// Non-fatal findings of the load (e.g. ignored items.jsonl lines), for the caller to log.
     public let warnings: [String]
 
-    private let rowOfId: [Int64: Int32]
+    private let index: ItemIndex
     private let weightsFile: MappedFile
     private let embeddings: UnsafeBufferPointer<Float>
     /// Set only when the tensor was misaligned in the file and had to be copied.
     private let ownedEmbeddings: UnsafeMutableBufferPointer<Float>?
 
     init(directory: String, manifest: Manifest, tower: UserTower, items: [Item], warnings: [String],
-         rowOfId: [Int64: Int32], weightsFile: MappedFile, embeddings: UnsafeBufferPointer<Float>,
+         index: ItemIndex, weightsFile: MappedFile, embeddings: UnsafeBufferPointer<Float>,
          ownedEmbeddings: UnsafeMutableBufferPointer<Float>?) {
         self.directory = directory
         self.manifest = manifest
         self.tower = tower
         self.items = items
         self.promotedRows = items.indices.filter { items[$0].promoted }
+        self.categoryOfRow = items.map { Int32($0.category) }
         self.warnings = warnings
-        self.rowOfId = rowOfId
+        self.index = index
         self.weightsFile = weightsFile
         self.embeddings = embeddings
         self.ownedEmbeddings = ownedEmbeddings
@@ -42,7 +45,7 @@ public final class ModelBundle: @unchecked Sendable {
 
     /// The embedding row of an item id, or nil when the item is not in this bundle.
     @inline(__always)
-    public func row(of itemId: Int64) -> Int? { rowOfId[itemId].map(Int.init) }
+    public func row(of itemId: Int64) -> Int? { index.row(of: itemId) }
 
     public func item(id: Int64) -> Item? { row(of: id).map { items[$0] } }
 

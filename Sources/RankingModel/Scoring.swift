@@ -45,6 +45,7 @@ public struct Scoring: Sendable {
     }
 
     /// Scores of the given rows, in order, into `out`.
+    @inlinable
     public func scores(user u: [Float], rows: some Collection<Int>, in bundle: ModelBundle,
                        into out: UnsafeMutableBufferPointer<Double>) {
         precondition(u.count == dimension, "Scoring: user embedding has \(u.count) entries, needs \(dimension)")
@@ -58,6 +59,7 @@ public struct Scoring: Sendable {
         }
     }
 
+    @inlinable
     public func scores(user u: [Float], rows: some Collection<Int>, in bundle: ModelBundle) -> [Double] {
         [Double](unsafeUninitializedCapacity: rows.count) { buf, n in
             scores(user: u, rows: rows, in: bundle, into: buf)

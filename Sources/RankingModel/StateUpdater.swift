@@ -39,10 +39,11 @@ public struct StateUpdater: Sendable {
     /// Applies `event` (read from `source`, when it came from Kafka) to the user's state,
     /// creating it on the user's first event.
     public func apply(_ event: ActivityEvent, to state: inout UserState?, source: SourcePosition? = nil) throws(ModelError) -> Outcome {
-        if state == nil {
-            state = UserState(userId: event.userId, firstEventAt: event.ts, manifest: bundle.manifest)
-        }
-        return try apply(event, to: &state!, source: source)
+        // Move the state out so its arrays stay uniquely referenced (no copy-on-write).
+        var s = state ?? UserState(userId: event.userId, firstEventAt: event.ts, manifest: bundle.manifest)
+        state = nil
+        defer { state = s }
+        return try apply(event, to: &s, source: source)
     }
 
     public func apply(_ event: ActivityEvent, to state: inout UserState, source: SourcePosition? = nil) throws(ModelError) -> Outcome {
@@ -72,7 +73,7 @@ public struct StateUpdater: Sendable {
                 state.embeddingSum.withUnsafeMutableBufferPointer { s in
                     for i in 0..<d { s[i] = s[i] + w * Double(e[i]) }
                 }
-                state.categoryWeights[bundle.items[row].category] += w
+                state.categoryWeights[Int(bundle.categoryOfRow[row])] += w
             }
             state.actionCounts[slot] += 1
             state.tLast = event.ts
@@ -84,7 +85,7 @@ public struct StateUpdater: Sendable {
                 state.embeddingSum.withUnsafeMutableBufferPointer { s in
                     for i in 0..<d { s[i] += scale * Double(e[i]) }
                 }
-                state.categoryWeights[bundle.items[row].category] += g * w
+                state.categoryWeights[Int(bundle.categoryOfRow[row])] += g * w
             }
             state.actionCounts[slot] += g
         }

@@ -45,6 +45,27 @@ struct BundleLoadingTests {
         #expect(bundle.warnings[0].contains("77 (line 2)"))
     }
 
+    @Test("non-contiguous item ids are looked up through the hash table")
+    func scatteredIds() throws {
+        var spec = TestBundle.make(items: 300)
+        var rng = TestRandom(seed: 4)
+        var ids = Set<Int64>()
+        while ids.count < 300 { ids.insert(Int64(bitPattern: rng.next()) >> 20) }
+        let list = Array(ids)
+        spec.tensors[spec.tensorIndex("item_ids")] = .int64s("item_ids", list)
+        for (i, id) in list.enumerated() {
+            spec.itemLines[i] = spec.itemLines[i].replacingOccurrences(of: "\"item_id\": \(1000 + i),", with: "\"item_id\": \(id),")
+        }
+        let (bundle, _dir) = try spec.load()
+        _ = _dir
+        for (row, id) in list.enumerated() {
+            #expect(bundle.row(of: id) == row)
+            #expect(bundle.items[row].id == id)
+        }
+        #expect(bundle.row(of: 1000) == nil || list.contains(1000))
+        #expect(bundle.row(of: list.max()! + 1) == nil)
+    }
+
     @Test("a misaligned item matrix is copied, not rejected")
     func misalignedEmbeddings() throws {
         var spec = TestBundle.make(items: 3)
