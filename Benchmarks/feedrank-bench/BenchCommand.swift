@@ -8,6 +8,7 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "feedrank-bench",
         abstract: "FeedRank benchmarks (build with -c release).",
         subcommands: [
+            ModelBench.self,
         ]
     )
 }
