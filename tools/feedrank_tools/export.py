@@ -236,6 +236,8 @@ def export_bundle(out_dir: str, user_tower, item_embeddings, item_ids, items: It
         os.replace(tmp_w, final_w)
         os.replace(tmp_i, final_i)
         os.replace(tmp_m, final_m)
+        for f in (final_w, final_i, final_m):
+            os.chmod(f, 0o644)
     except OSError as e:
         raise ToolsError("io", f"{out_dir}: cannot write the bundle ({e})", retryable=True) from None
     return {"path": out_dir, "items": int(emb.shape[0]), "embedding_dim": int(D),

@@ -200,6 +200,9 @@ def validate_manifest(m: Manifest, where: str, code: str) -> None:
     for n, w in m.actions:
         if not math.isfinite(w):
             fail(f"action {n!r} has a non-finite weight")
+    for n in ACTION_NAMES:
+        if n not in names:
+            fail(f"actions lacks {n!r} (every user-activity action needs a weight)")
     if not (math.isfinite(m.half_life_hours) and m.half_life_hours > 0):
         fail("half_life_hours must be a positive finite number")
     if not (math.isfinite(m.temperature) and m.temperature > 0):

@@ -46,7 +46,7 @@ import numpy as np
 
 from . import world as W
 from .errors import ToolsError
-from .export import export_bundle
+from .export import export_bundle, normalize_embeddings
 from .reference import (DEFAULT_ACTIONS, ActivityEvent, Bundle, Item, Manifest, Tower, UserState,
                         context_features, features)
 
@@ -64,13 +64,14 @@ class TrainConfig:
     dim: int = 64
     hidden: tuple = (128, 128)
     item_hidden: int = 128
-    epochs_joint: int = 8
+    epochs_joint: int = 10
     epochs_user: int = 4
     batch: int = 512
     negatives: int = 2048
     tau: float = 0.07
     lr: float = 3e-3
     lr_user: float = 1e-3
+    cold_dropout: float = 0.1
     half_life_hours: float = 72.0
     model_version: str = "demo-1"
     events_slice_bytes: int = 2_000_000
@@ -276,16 +277,23 @@ def _gather_ranges(ptr: np.ndarray, sel: np.ndarray):
 # Training
 
 
-def sampled_softmax_loss(u, E, pos_rows, n_items, negatives, tau, gen):
+def _softmax_loss(u, E_cand, cand, pos_rows, tau):
+    """Cross-entropy of each user against [batch positives, sampled negatives]; a candidate that
+    is the same item as the row's own positive (other than its own column) is masked out."""
     import torch
-    neg = torch.randint(0, n_items, (negatives,), generator=gen)
-    cand = torch.cat([pos_rows, neg])
-    logits = u @ E[cand].T / tau
+    logits = u @ E_cand.T / tau
     B = pos_rows.shape[0]
     same = cand[None, :] == pos_rows[:, None]
     same[torch.arange(B), torch.arange(B)] = False  # the example's own positive stays
     logits = logits.masked_fill(same, float("-inf"))
     return torch.nn.functional.cross_entropy(logits, torch.arange(B))
+
+
+def sampled_softmax_loss(u, E, pos_rows, n_items, negatives, tau, gen):
+    import torch
+    neg = torch.randint(0, n_items, (negatives,), generator=gen)
+    cand = torch.cat([pos_rows, neg])
+    return _softmax_loss(u, E[cand], cand, pos_rows, tau)
 
 
 def train_joint(cfg, item_feats, ex: Examples, pos_sess, pos_rows, item_tower, user_tower, log_every=50):
@@ -305,14 +313,21 @@ def train_joint(cfg, item_feats, ex: Examples, pos_sess, pos_rows, item_tower, u
         for lo in range(0, n, cfg.batch):
             b = perm[lo:lo + cfg.batch]
             sess = pos_sess[b]
-            E = F.normalize(item_tower(feats), dim=-1)
+            # History embeddings without gradient (the state is an input); the item tower learns
+            # through the candidates' embeddings.
+            with torch.no_grad():
+                E_all = F.normalize(item_tower(feats), dim=-1)
             idx, offsets = _gather_ranges(ex.hist_ptr, sess)
-            bag = F.embedding_bag(torch.from_numpy(ex.hist_rows[idx]), E, torch.from_numpy(offsets),
+            bag = F.embedding_bag(torch.from_numpy(ex.hist_rows[idx]), E_all, torch.from_numpy(offsets),
                                   mode="sum", per_sample_weights=torch.from_numpy(ex.hist_coef[idx]))
             st = torch.from_numpy(sess)
             x = torch.cat([F.normalize(bag, dim=-1), c_feat[st], n_feat[st], ctx[st]], dim=1)
             u = F.normalize(user_tower(x), dim=-1)
-            loss = sampled_softmax_loss(u, E, torch.from_numpy(pos_rows[b]), E.shape[0], cfg.negatives, cfg.tau, gen)
+            pos = torch.from_numpy(pos_rows[b])
+            neg = torch.randint(0, feats.shape[0], (cfg.negatives,), generator=gen)
+            cand = torch.cat([pos, neg])
+            E_c = F.normalize(item_tower(feats[cand]), dim=-1)
+            loss = _softmax_loss(u, E_c, cand, pos, cfg.tau)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -321,7 +336,7 @@ def train_joint(cfg, item_feats, ex: Examples, pos_sess, pos_rows, item_tower, u
         log(f"joint epoch {epoch + 1}/{cfg.epochs_joint}: loss {total / n:.4f} ({time.time() - t0:.1f} s)")
 
 
-def train_user(cfg, E: np.ndarray, X: np.ndarray, pos_sess, pos_rows, user_tower):
+def train_user(cfg, E: np.ndarray, X: np.ndarray, pos_sess, pos_rows, user_tower, n_context: int):
     import torch
     F = torch.nn.functional
     gen = torch.Generator().manual_seed(cfg.seed + 1)
@@ -329,13 +344,18 @@ def train_user(cfg, E: np.ndarray, X: np.ndarray, pos_sess, pos_rows, user_tower
     opt = torch.optim.Adam(user_tower.parameters(), lr=cfg.lr_user)
     Et = torch.from_numpy(E)
     Xt = torch.from_numpy(X.astype(np.float32))
+    activity = torch.arange(X.shape[1]) < X.shape[1] - n_context
     n = pos_sess.size
     for epoch in range(cfg.epochs_user):
         perm = rng.permutation(n)
         total, t0 = 0.0, time.time()
         for lo in range(0, n, cfg.batch):
             b = perm[lo:lo + cfg.batch]
-            u = F.normalize(user_tower(Xt[torch.from_numpy(pos_sess[b])]), dim=-1)
+            x = Xt[torch.from_numpy(pos_sess[b])]
+            # Cold-start augmentation: some rows lose their activity features, as a new user's do.
+            cold = torch.rand(b.size, generator=gen) < cfg.cold_dropout
+            x = torch.where(cold[:, None] & activity[None, :], torch.zeros_like(x), x)
+            u = F.normalize(user_tower(x), dim=-1)
             loss = sampled_softmax_loss(u, Et, torch.from_numpy(pos_rows[b]), Et.shape[0], cfg.negatives, cfg.tau, gen)
             opt.zero_grad()
             loss.backward()
@@ -431,7 +451,7 @@ def run(cfg: TrainConfig, out_dir: str, world_dir: str) -> dict:
     train_joint(cfg, item_feats, ex, pos_sess, pos_rows, item_tower, user_tower)
     timings["train_joint_s"] = time.time() - t
     item_tower.eval()
-    E = embed_items(item_tower, item_feats)
+    E = normalize_embeddings(embed_items(item_tower, item_feats))  # the rows export_bundle writes
 
     # Phase 2: the exact serving features from the reference implementation.
     t = time.time()
@@ -451,7 +471,7 @@ def run(cfg: TrainConfig, out_dir: str, world_dir: str) -> dict:
         raise ToolsError("bad_argument", f"closed-form features disagree with the reference by {closed_vs_ref}")
     t = time.time()
     user_tower.train()
-    train_user(cfg, E, X, pos_sess, pos_rows, user_tower)
+    train_user(cfg, E, X, pos_sess, pos_rows, user_tower, provisional.context_dim)
     user_tower.eval()
     timings["train_user_s"] = time.time() - t
 
@@ -565,8 +585,19 @@ def evaluate_recall(world, ex, E, U, click_sess, click_rows, split, k=50) -> dic
             if ex.cold[s]:
                 cold_hits += h
                 cold_total += targets.size
+    # The hidden ground truth's own top-k (items published by T): how much recall the world allows.
+    cat, users = world.catalogue, world.users
+    oracle_hits = 0
+    for lo in range(0, sessions.size, 64):
+        ss = sessions[lo:lo + 64]
+        z = W.click_logit_matrix(world.truth, cat, users, ex.session_user[ss], ex.T[ss], ex.device[ss])
+        z[cat.published_at[None, :] > ex.T[ss][:, None]] = -np.inf
+        top = np.argpartition(-z, k, axis=1)[:, :k]
+        for i, s in enumerate(ss.tolist()):
+            oracle_hits += int(np.isin(np.array(by_s[s]), top[i]).sum())
     total = hr.size
     return {
+        "ground_truth_oracle": oracle_hits / total,
         "k": k, "heldout_clicks": int(total), "heldout_sessions": int(sessions.size),
         "model": model_hits / total, "popularity_alltime": pop_hits / total,
         "popularity_last7d": recent_hits / total,
@@ -634,7 +665,8 @@ def render_readme(r: dict) -> str:
         f"softmax (in-batch positives + {cfgd['negatives']} uniform negatives, tau {cfgd['tau']}); phase 2 freezes the item",
         "embeddings, replays every user's events through `reference.UserState.apply` and fine-tunes the user tower",
         "on `reference.features` -- the exact serving features (they match phase 1's closed form to "
-        f"{r['closed_form_vs_reference_max_abs']:.1e}). Held-out: the last {cfgd['holdout_days']} days.",
+        f"{r['closed_form_vs_reference_max_abs']:.1e}), with {cfgd['cold_dropout']:.0%} of rows stripped of their "
+        f"activity features to teach cold starts. Held-out: the last {cfgd['holdout_days']} days.",
         "",
         "## Calibration (Platt scaling on held-out impressions)",
         "",
@@ -663,6 +695,7 @@ def render_readme(r: dict) -> str:
         f"| two-tower model (this bundle) | {rc['model']:.4f} |",
         f"| popularity (training clicks, all time) | {rc['popularity_alltime']:.4f} |",
         f"| popularity (training clicks, last 7 days) | {rc['popularity_last7d']:.4f} |",
+        f"| ranking by the world's hidden true click probability (reference, not a model) | {rc['ground_truth_oracle']:.4f} |",
     ]
     if cold is not None:
         lines.append(f"| two-tower model, cold-start sessions only ({rc['cold_start_clicks']} clicks) | {cold:.4f} |")
@@ -690,14 +723,14 @@ def main(argv=None) -> int:
     for name in ("seed", "items", "users", "activity_days", "holdout_days", "epochs_joint", "epochs_user", "batch",
                  "negatives"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
-    for name in ("sessions_per_day", "tau", "lr", "lr_user", "half_life_hours"):
+    for name in ("sessions_per_day", "tau", "lr", "lr_user", "cold_dropout", "half_life_hours"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
     p.add_argument("--model-version", default=d.model_version)
     p.add_argument("--hidden", default=",".join(map(str, d.hidden)), help="user tower hidden sizes")
     args = p.parse_args(argv)
     cfg = TrainConfig(**{k: getattr(args, k) for k in ("seed", "items", "users", "activity_days", "holdout_days",
                                                         "epochs_joint", "epochs_user", "batch", "negatives",
-                                                        "sessions_per_day", "tau", "lr", "lr_user",
+                                                        "sessions_per_day", "tau", "lr", "lr_user", "cold_dropout",
                                                         "half_life_hours", "model_version")},
                       hidden=tuple(int(h) for h in args.hidden.split(",") if h))
     world_dir = args.world_dir or os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(

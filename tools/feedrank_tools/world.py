@@ -270,6 +270,22 @@ def click_logit(truth: Truth, cat: Catalogue, users: Users, user_rows: np.ndarra
     return z
 
 
+def click_logit_matrix(truth: Truth, cat: Catalogue, users: Users, user_rows: np.ndarray, T: np.ndarray,
+                       device: np.ndarray) -> np.ndarray:
+    """click_logit for sessions (user_rows[i], T[i], device[i]) x every item: [len(user_rows), N]."""
+    k = cat.category
+    hour = (T // HOUR_MS) % 24
+    z = (truth.b0
+         + 3.0 * (users.latent[user_rows] @ cat.latent.astype(np.float64).T)
+         + 0.9 * np.clip(np.log(C * users.pref[user_rows][:, k]), -2.5, 1.5)
+         + (1.5 * (cat.quality - 0.65) + 0.35 * np.log(cat.buzz))[None, :]
+         + 0.5 * ((T[:, None] - cat.published_at[None, :]) < DAY_MS)
+         + 0.25 * np.cos(2 * np.pi * (hour[:, None] - truth.peak_hour[k][None, :]) / 24.0)
+         + truth.device_effect[k][:, device].T
+         + users.bias[user_rows][:, None])
+    return z
+
+
 class _Sampler:
     """The logging policy's item pools, restricted to items published at or before a time.
     Items are kept sorted by published_at so "published <= t" is a prefix."""
@@ -500,3 +516,94 @@ def _out_of_order(ev: Events) -> np.ndarray:
         out[order[start:end]] = flags
         start = end
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Command line: worlds of any size, embedded by the trained item tower
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+    import time
+
+    from .errors import ToolsError
+
+    p = argparse.ArgumentParser(
+        prog="world.py",
+        description="Generate a synthetic FeedRank world (catalogue, users, activity stream) and, given the "
+                    "trained item tower and a bundle to take the user tower from, its model bundle.")
+    p.add_argument("--items", type=int, required=True)
+    p.add_argument("--users", type=int, required=True)
+    p.add_argument("--seed", type=int, default=1, help="world seed (must match the item tower's)")
+    p.add_argument("--activity-days", type=int, default=28)
+    p.add_argument("--sessions-per-day", type=float, default=0.6)
+    p.add_argument("--out", required=True, help="directory: events.jsonl, users.jsonl, world.json [, bundle/]")
+    p.add_argument("--item-tower", help="item_tower.safetensors written by train.py (e.g. demo/model/...)")
+    p.add_argument("--user-bundle", help="bundle whose user tower, temperature and score_bias to reuse "
+                                         "(e.g. demo/bundle)")
+    p.add_argument("--no-events", action="store_true", help="skip the event stream (bundle only)")
+    args = p.parse_args(argv)
+    if (args.item_tower is None) != (args.user_bundle is None):
+        print("world: --item-tower and --user-bundle go together", file=sys.stderr)
+        return 2
+    if args.items < 1 or args.users < 1:
+        print("world: --items and --users must be at least 1", file=sys.stderr)
+        return 2
+
+    def say(msg):
+        print(f"[world {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    try:
+        os.makedirs(args.out, exist_ok=True)
+        truth = make_truth(args.seed)
+        t = time.time()
+        cat = make_catalogue(truth, args.items)
+        say(f"catalogue: {args.items} items ({time.time() - t:.1f} s)")
+        if args.item_tower:
+            from .export import export_bundle
+            from .reference import Bundle
+            from .train import embed_items, load_item_tower
+            import torch
+            torch.set_num_threads(1)
+            item_tower, tower_seed = load_item_tower(args.item_tower)
+            if tower_seed != args.seed:
+                raise ToolsError("bad_argument", f"--item-tower {args.item_tower} was trained on world seed "
+                                                 f"{tower_seed}, not --seed {args.seed}")
+            src = Bundle.load(args.user_bundle)
+            t = time.time()
+            E = embed_items(item_tower, cat.item_features())
+            from torch import nn
+            layers = []
+            for k, (w, b) in enumerate(src.tower_weights):
+                lin = nn.Linear(w.shape[1], w.shape[0])
+                with torch.no_grad():
+                    lin.weight.copy_(torch.from_numpy(w))
+                    lin.bias.copy_(torch.from_numpy(b))
+                layers += ([nn.ReLU()] if k else []) + [lin]
+            m = src.manifest
+            suffix = f"{args.items // 1000}k" if args.items < 1_000_000 else f"{args.items // 1_000_000}m"
+            rep = export_bundle(os.path.join(args.out, "bundle"), nn.Sequential(*layers), E, cat.item_ids,
+                                cat.items(), list(m.categories), list(m.devices), list(m.actions),
+                                m.half_life_hours, m.temperature, m.score_bias, f"{m.model_version}-w{suffix}")
+            say(f"bundle: {rep['items']} items embedded and written ({time.time() - t:.1f} s)")
+        users = make_users(truth, args.users, args.activity_days, args.sessions_per_day)
+        users.write_jsonl(os.path.join(args.out, "users.jsonl"))
+        summary = {"seed": args.seed, "items": args.items, "users": args.users}
+        if not args.no_events:
+            t = time.time()
+            events, sessions = make_events(truth, cat, users, args.activity_days,
+                                           progress=lambda u, n: say(f"events: {u}/{n} users"))
+            world = World(truth, cat, users, events, sessions, args.activity_days)
+            summary = describe(world)
+            events.write_jsonl(os.path.join(args.out, "events.jsonl"))
+            say(f"events: {len(events)} written ({time.time() - t:.1f} s)")
+        summary["world_now"] = WORLD_NOW
+        with open(os.path.join(args.out, "world.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+            f.write("\n")
+    except ToolsError as e:
+        print(f"world: {e.message}", file=sys.stderr)
+        return 2 if e.code == "bad_argument" else 1
+    print(json.dumps(summary))
+    return 0

@@ -117,6 +117,7 @@ def _inf_row(a):
     (lambda a: a.update(score_bias=float("inf")), "score_bias must be finite"),
     (lambda a: a.update(actions=[("impression", 0.05), ("poke", 1.0)]), "action 'poke' is not one of"),
     (lambda a: a.update(actions=[("click", float("nan"))]), "action 'click' has a non-finite weight"),
+    (lambda a: a.update(actions=[("impression", 0.05), ("click", 1.0)]), "actions lacks 'like'"),
     (lambda a: a.update(model_version=""), "model_version must be a non-empty string"),
 ])
 def test_invalid_input_is_rejected_with_a_message_naming_it(tmp_path, mutate, message):
