@@ -1,0 +1,319 @@
+import LinearAlgebra
+
+/// Counters of the work done by a searcher since its creation (or `resetStatistics()`).
+public struct SearchStatistics: Sendable, Equatable {
+    public var queries = 0
+    public var listsScanned = 0
+    /// Entries whose codes were scanned (4-bit: whole 32-entry blocks count).
+    public var entriesScanned = 0
+    /// Bytes of PQ codes read by the scans.
+    public var codeBytesScanned = 0
+    public init() {}
+}
+
+/// A per-thread search context over one `IVFPQIndex`: all scratch memory (coarse scores,
+/// lookup tables, heaps, results) is allocated once and reused, so a query allocates nothing.
+/// Not thread-safe: make one searcher per thread (`IVFPQIndex.makeSearcher()`).
+///
+/// Results are returned as views into the searcher's memory, valid until its next search.
+public final class IVFPQSearcher {
+    public let index: IVFPQIndex
+    public private(set) var statistics = SearchStatistics()
+
+    let d: Int, m: Int, ksub: Int, nlist: Int, fastScan: Bool
+    let coarse: UnsafeMutablePointer<Float>
+    let lut: UnsafeMutablePointer<Float>
+    let lut8: UnsafeMutablePointer<UInt8>
+    let unpacked: UnsafeMutablePointer<UInt8>
+    let sums: UnsafeMutablePointer<UInt16>
+    let probes: UnsafeMutablePointer<Neighbor>
+    var probeHeap = TopKHeap(capacity: 1)
+    var refineHeap = TopKHeap(capacity: 1)
+    var heaps: [TopKHeap] = []
+    var results: UnsafeMutablePointer<Neighbor>
+    var resultCapacity: Int
+    var labelResultCounts: [Int] = []
+    var labelResultStride = 0
+    // Per-query quantized-table parameters (4-bit).
+    var lutBias: Float = 0
+    var lutInvScale: Float = 1
+
+    init(index: IVFPQIndex) {
+        self.index = index
+        d = index.dimension
+        m = index.configuration.subquantizers
+        ksub = 1 << index.configuration.bitsPerCode
+        nlist = index.nlist
+        fastScan = index.configuration.bitsPerCode == 4
+        coarse = .allocate(capacity: nlist)
+        lut = .allocate(capacity: m * ksub)
+        lut8 = .allocate(capacity: m * 16)
+        unpacked = .allocate(capacity: m * 32 + 64)
+        sums = .allocate(capacity: 32)
+        probes = .allocate(capacity: nlist)
+        resultCapacity = 1024
+        results = .allocate(capacity: resultCapacity)
+        heaps = [TopKHeap(capacity: 1)]
+    }
+
+    deinit {
+        coarse.deallocate(); lut.deallocate(); lut8.deallocate(); unpacked.deallocate()
+        sums.deallocate(); probes.deallocate(); results.deallocate()
+        probeHeap.deallocate(); refineHeap.deallocate()
+        for h in heaps { h.deallocate() }
+    }
+
+    public func resetStatistics() { statistics = SearchStatistics() }
+
+    // MARK: Public entry points
+
+    /// The top-k entries for one query (D floats), best first. With `refine`, k × refineFactor
+    /// candidates are re-scored exactly and the scores are exact inner products; otherwise the
+    /// scores are the index's approximations.
+    @discardableResult
+    public func search(_ query: UnsafePointer<Float>, k: Int, parameters: SearchParameters = SearchParameters(),
+                       filter: SearchFilter = .none, refine: VectorSource? = nil) -> UnsafeBufferPointer<Neighbor> {
+        index.lock.withReadLock {
+            searchLocked(query, coarseScores: nil, k: k, parameters: parameters, filter: filter, refine: refine)
+        }
+    }
+
+    /// Convenience: `search` into a fresh array (allocates; not for hot paths).
+    public func search(_ query: [Float], k: Int, parameters: SearchParameters = SearchParameters(),
+                       filter: SearchFilter = .none, refine: VectorSource? = nil) -> [Neighbor] {
+        precondition(query.count == d, "search: query has \(query.count) floats, the index dimension is \(d)")
+        return query.withUnsafeBufferPointer { Array(search($0.baseAddress!, k: k, parameters: parameters, filter: filter, refine: refine)) }
+    }
+
+    /// Top-`k` for EACH label in `labels`, in one call sharing the coarse scores and the lookup
+    /// table. Per label, the `nprobe` best-scoring lists that hold that label are scanned (only
+    /// that label's entries). Read each label's results with `results(forLabelAt:)`.
+    public func searchPerLabel(_ query: UnsafePointer<Float>, labels: UnsafeBufferPointer<UInt16>, k: Int,
+                               parameters: SearchParameters = SearchParameters(), refine: VectorSource? = nil) {
+        index.lock.withReadLock {
+            let kk = max(0, k)
+            let depth = refine != nil ? kk * max(1, parameters.refineFactor) : kk
+            prepare(query, coarseScores: nil)
+            ensureHeaps(labels.count)
+            ensureResults(labels.count * kk + depth)
+            labelResultStride = kk
+            if labelResultCounts.count < labels.count {
+                labelResultCounts.append(contentsOf: repeatElement(0, count: labels.count - labelResultCounts.count))
+            }
+            for i in 0..<labels.count { labelResultCounts[i] = 0 }
+            for (li, label) in labels.enumerated() {
+                heaps[li].reset(capacity: depth)
+                guard depth > 0 else { continue }
+                scanLabel(label, nprobe: parameters.nprobe, heap: &heaps[li], predicate: nil)
+                labelResultCounts[li] = finish(heap: heaps[li], query: query, k: kk, refine: refine,
+                                               into: results + li * kk, scratch: results + labels.count * kk)
+            }
+            statistics.queries += 1
+        }
+    }
+
+    /// Convenience: per-label results as arrays, in the order of `labels`.
+    public func searchPerLabel(_ query: [Float], labels: [UInt16], k: Int,
+                               parameters: SearchParameters = SearchParameters(), refine: VectorSource? = nil) -> [[Neighbor]] {
+        precondition(query.count == d, "searchPerLabel: query has \(query.count) floats, the index dimension is \(d)")
+        query.withUnsafeBufferPointer { q in
+            labels.withUnsafeBufferPointer { searchPerLabel(q.baseAddress!, labels: $0, k: k, parameters: parameters, refine: refine) }
+        }
+        return labels.indices.map { Array(results(forLabelAt: $0)) }
+    }
+
+    /// Results of the last `searchPerLabel` for its `i`-th label (valid until the next search).
+    public func results(forLabelAt i: Int) -> UnsafeBufferPointer<Neighbor> {
+        UnsafeBufferPointer(start: results + i * labelResultStride, count: labelResultCounts[i])
+    }
+
+    // MARK: Pipeline
+
+    func searchLocked(_ query: UnsafePointer<Float>, coarseScores: UnsafePointer<Float>?, k: Int,
+                      parameters: SearchParameters, filter: SearchFilter, refine: VectorSource?) -> UnsafeBufferPointer<Neighbor> {
+        let kk = max(0, k)
+        let depth = refine != nil ? kk * max(1, parameters.refineFactor) : kk
+        ensureResults(kk + depth)
+        statistics.queries += 1
+        guard depth > 0 else { return UnsafeBufferPointer(start: results, count: 0) }
+        prepare(query, coarseScores: coarseScores)
+        heaps[0].reset(capacity: depth)
+        switch filter {
+        case .none:
+            scanAll(nprobe: parameters.nprobe, heap: &heaps[0], predicate: nil)
+        case .predicate(let p):
+            scanAll(nprobe: parameters.nprobe, heap: &heaps[0], predicate: p)
+        case .label(let label):
+            scanLabel(label, nprobe: parameters.nprobe, heap: &heaps[0], predicate: nil)
+        }
+        let n = finish(heap: heaps[0], query: query, k: kk, refine: refine, into: results, scratch: results + kk)
+        return UnsafeBufferPointer(start: results, count: n)
+    }
+
+    /// Coarse scores <q, c_l> and the per-query lookup table.
+    func prepare(_ query: UnsafePointer<Float>, coarseScores: UnsafePointer<Float>?) {
+        if let coarseScores {
+            coarse.update(from: coarseScores, count: nlist)
+        } else {
+            index.centroids.withUnsafeBufferPointer { c in
+                BLAS.sgemv(.none, rows: nlist, cols: d, a: c, lda: d,
+                           x: UnsafeBufferPointer(start: query, count: d),
+                           y: UnsafeMutableBufferPointer(start: coarse, count: nlist))
+            }
+        }
+        index.pq.innerProductTable(query, into: lut)
+        if fastScan {
+            (lutBias, lutInvScale) = FastScan.quantize(lut, subquantizers: m, into: lut8)
+        }
+    }
+
+    /// The `nprobe` lists (among `candidates`, or all) nearest to the query, best first, in
+    /// `probes`; returns how many.
+    func selectProbes(_ nprobe: Int, candidates: UnsafeBufferPointer<Int32>?) -> Int {
+        let want = max(1, min(nprobe, nlist))
+        probeHeap.reset(capacity: want)
+        index.centroidHalfNorms.withUnsafeBufferPointer { h in
+            if let candidates {
+                for l32 in candidates {
+                    let l = Int(l32)
+                    probeHeap.push(coarse[l] - h[l], Int64(l))
+                }
+            } else {
+                for l in 0..<nlist { probeHeap.push(coarse[l] - h[l], Int64(l)) }
+            }
+        }
+        return probeHeap.sortedResults(into: probes)
+    }
+
+    func scanAll(nprobe: Int, heap: inout TopKHeap, predicate: ((Int64) -> Bool)?) {
+        let np = selectProbes(nprobe, candidates: nil)
+        for p in 0..<np {
+            let l = Int(probes[p].id)
+            let list = index.lists.lists[l]
+            guard list.count > 0 else { continue }
+            scan(list, range: 0..<list.count, base: coarse[l], heap: &heap, predicate: predicate)
+        }
+    }
+
+    func scanLabel(_ label: UInt16, nprobe: Int, heap: inout TopKHeap, predicate: ((Int64) -> Bool)?) {
+        let lists = index.lists
+        guard Int(label) < lists.listsByLabel.count else { return }
+        let np = lists.listsByLabel[Int(label)].withUnsafeBufferPointer { selectProbes(nprobe, candidates: $0) }
+        for p in 0..<np {
+            let l = Int(probes[p].id)
+            guard let r = lists.range(of: label, in: l) else { continue }
+            scan(lists.lists[l], range: r, base: coarse[l], heap: &heap, predicate: predicate)
+        }
+    }
+
+    @inline(__always)
+    func scan(_ list: InvertedLists.List, range: Range<Int>, base: Float, heap: inout TopKHeap,
+              predicate: ((Int64) -> Bool)?) {
+        statistics.listsScanned += 1
+        if fastScan {
+            scanFastScan(list, range: range, base: base, heap: &heap, predicate: predicate)
+        } else {
+            scanBytes(list, range: range, base: base, heap: &heap, predicate: predicate)
+        }
+    }
+
+    /// 8-bit codes: score = base + Σ_m LUT[m][code_m], four partial sums for ILP.
+    func scanBytes(_ list: InvertedLists.List, range: Range<Int>, base: Float, heap: inout TopKHeap,
+                   predicate: ((Int64) -> Bool)?) {
+        let codes = list.codes!, ids = list.ids!
+        let mm = m, table = lut
+        var threshold = heap.threshold
+        statistics.entriesScanned += range.count
+        statistics.codeBytesScanned += range.count * mm
+        for i in range {
+            let c = codes + i * mm
+            var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0
+            var j = 0
+            while j + 4 <= mm {
+                s0 += table[j &* 256 &+ Int(c[j])]
+                s1 += table[(j &+ 1) &* 256 &+ Int(c[j &+ 1])]
+                s2 += table[(j &+ 2) &* 256 &+ Int(c[j &+ 2])]
+                s3 += table[(j &+ 3) &* 256 &+ Int(c[j &+ 3])]
+                j &+= 4
+            }
+            while j < mm { s0 += table[j &* 256 &+ Int(c[j])]; j &+= 1 }
+            let score = base + ((s0 + s1) + (s2 + s3))
+            if score > threshold {
+                if let predicate, !predicate(ids[i]) { continue }
+                heap.push(score, ids[i])
+                threshold = heap.threshold
+            }
+        }
+    }
+
+    /// 4-bit fast-scan: whole 32-entry blocks through the SIMD kernel; entries outside `range`
+    /// (label boundaries inside a block, padding) are ignored.
+    func scanFastScan(_ list: InvertedLists.List, range: Range<Int>, base: Float, heap: inout TopKHeap,
+                      predicate: ((Int64) -> Bool)?) {
+        let codes = list.codes!, ids = list.ids!
+        let mm = m, blockBytes = 16 * m
+        let firstBlock = range.lowerBound / 32, endBlock = (range.upperBound + 31) / 32
+        let listBase = base + lutBias, inv = lutInvScale, scale = 1 / lutInvScale
+        statistics.entriesScanned += (endBlock - firstBlock) * 32
+        statistics.codeBytesScanned += (endBlock - firstBlock) * blockBytes
+        var threshold = heap.threshold
+        for b in firstBlock..<endBlock {
+            // The 16-bit sum an entry needs to reach the heap.
+            let need = (threshold - listBase) * scale
+            if need > 65535 { return }      // nothing left in this list can enter
+            let needQ = need <= 0 ? UInt16(0) : UInt16(need)
+            FastScan.unpack(codes + b * blockBytes, subquantizers: mm, into: unpacked)
+            let (e0, o0, e1, o1) = FastScan.accumulate(lut8, unpacked, subquantizers: mm)
+            let best = pointwiseMax(pointwiseMax(e0, o0), pointwiseMax(e1, o1))
+            guard any(best .>= SIMD8<UInt16>(repeating: needQ)) else { continue }
+            let raw = UnsafeMutableRawPointer(sums)
+            raw.storeBytes(of: e0, as: SIMD8<UInt16>.self)
+            raw.storeBytes(of: o0, toByteOffset: 16, as: SIMD8<UInt16>.self)
+            raw.storeBytes(of: e1, toByteOffset: 32, as: SIMD8<UInt16>.self)
+            raw.storeBytes(of: o1, toByteOffset: 48, as: SIMD8<UInt16>.self)
+            let blockStart = b * 32
+            for lane in 0..<32 where sums[lane] >= needQ {
+                // lanes: 0-7 even entries 0..14, 8-15 odd 1..15, 16-23 even 16..30, 24-31 odd 17..31
+                let group = lane >> 3, i = lane & 7
+                let pos = blockStart + (group >> 1) * 16 + 2 * i + (group & 1)
+                guard range.contains(pos) else { continue }
+                let score = listBase + Float(sums[lane]) * inv
+                if score > threshold {
+                    if let predicate, !predicate(ids[pos]) { continue }
+                    heap.push(score, ids[pos])
+                    threshold = heap.threshold
+                }
+            }
+        }
+    }
+
+    /// Writes the final top-k into `out`: the heap's entries re-scored exactly when a vector
+    /// source is given, else as they are. Returns the count.
+    func finish(heap: TopKHeap, query: UnsafePointer<Float>, k: Int, refine: VectorSource?,
+                into out: UnsafeMutablePointer<Neighbor>, scratch: UnsafeMutablePointer<Neighbor>) -> Int {
+        guard let refine else {
+            let n = heap.sortedResults(into: scratch)
+            let kept = min(n, k)
+            out.update(from: scratch, count: kept)
+            return kept
+        }
+        refineHeap.reset(capacity: k)
+        for i in 0..<heap.count {
+            let id = heap.ids[i]
+            guard let v = refine.vector(id) else { continue }
+            refineHeap.push(VectorMath.dot(query, v, count: d), id)
+        }
+        return refineHeap.sortedResults(into: out)
+    }
+
+    func ensureResults(_ n: Int) {
+        guard n > resultCapacity else { return }
+        results.deallocate()
+        resultCapacity = max(n, 2 * resultCapacity)
+        results = .allocate(capacity: resultCapacity)
+    }
+
+    func ensureHeaps(_ n: Int) {
+        while heaps.count < n { heaps.append(TopKHeap(capacity: 1)) }
+    }
+}

@@ -1,0 +1,97 @@
+/// Keeps the `capacity` highest-scoring (score, id) pairs seen: a binary min-heap whose root is
+/// the worst kept entry, so `threshold` is the score a newcomer must beat. Storage is
+/// allocated once and reused across queries (`reset`).
+struct TopKHeap {
+    private(set) var scores: UnsafeMutablePointer<Float>
+    private(set) var ids: UnsafeMutablePointer<Int64>
+    private(set) var capacity: Int
+    private(set) var count = 0
+    private var allocated: Int
+
+    init(capacity: Int) {
+        allocated = max(1, capacity)
+        scores = .allocate(capacity: allocated)
+        ids = .allocate(capacity: allocated)
+        self.capacity = capacity
+    }
+
+    func deallocate() {
+        scores.deallocate()
+        ids.deallocate()
+    }
+
+    /// Empties the heap and sets a new capacity (reallocating only when it grows).
+    mutating func reset(capacity newCapacity: Int) {
+        if newCapacity > allocated {
+            scores.deallocate()
+            ids.deallocate()
+            allocated = newCapacity
+            scores = .allocate(capacity: allocated)
+            ids = .allocate(capacity: allocated)
+        }
+        capacity = newCapacity
+        count = 0
+    }
+
+    /// The score to beat: -inf until full, then the worst kept score.
+    @inline(__always)
+    var threshold: Float { count < capacity ? -.infinity : scores[0] }
+
+    @inline(__always)
+    mutating func push(_ score: Float, _ id: Int64) {
+        if count < capacity {
+            var i = count
+            count += 1
+            while i > 0 {
+                let parent = (i - 1) >> 1
+                if scores[parent] <= score { break }
+                scores[i] = scores[parent]
+                ids[i] = ids[parent]
+                i = parent
+            }
+            scores[i] = score
+            ids[i] = id
+        } else if score > scores[0] {
+            siftDownFromRoot(score, id)
+        }
+    }
+
+    @inline(__always)
+    private mutating func siftDownFromRoot(_ score: Float, _ id: Int64) {
+        var i = 0
+        let n = count
+        while true {
+            var child = 2 * i + 1
+            if child >= n { break }
+            if child + 1 < n && scores[child + 1] < scores[child] { child += 1 }
+            if scores[child] >= score { break }
+            scores[i] = scores[child]
+            ids[i] = ids[child]
+            i = child
+        }
+        scores[i] = score
+        ids[i] = id
+    }
+
+    /// Copies the kept entries into `out` in result order (best first); returns the count.
+    func sortedResults(into out: UnsafeMutablePointer<Neighbor>) -> Int {
+        for i in 0..<count { out[i] = Neighbor(id: ids[i], score: scores[i]) }
+        insertionSort(out, count: count)
+        return count
+    }
+}
+
+/// In-place sort of a short result buffer (tens of entries) by `Neighbor.precedes`.
+@inline(__always)
+func insertionSort(_ p: UnsafeMutablePointer<Neighbor>, count: Int) {
+    guard count > 1 else { return }
+    for i in 1..<count {
+        let x = p[i]
+        var j = i
+        while j > 0 && Neighbor.precedes(x, p[j - 1]) {
+            p[j] = p[j - 1]
+            j -= 1
+        }
+        p[j] = x
+    }
+}

@@ -1,1 +1,0 @@
-// The VectorIndex module; see README.md for its role.

@@ -1,0 +1,170 @@
+import Testing
+@testable import VectorIndex
+
+@Suite("IVF-PQ index: search, labels, add/remove, determinism")
+struct IndexTests {
+    static let data = TestData(count: 2000, dimension: 16, clusters: 12)
+    static let queries = TestData(count: 20, dimension: 16, clusters: 12, seed: 8)
+
+    @Test("exact refine over every list finds the true top-k", arguments: [8, 4])
+    func refinedSearchMatchesBruteForce(bits: Int) throws {
+        let index = try makeIndex(Self.data, m: bits == 8 ? 4 : 8, bits: bits)
+        let searcher = index.makeSearcher()
+        let source = Self.data.vectors.withUnsafeBufferPointer { VectorSource(rows: $0, dimension: 16) }
+        // Keep the buffer alive for the closure: copy into a stable allocation.
+        var agree = 0, total = 0
+        for qi in 0..<Self.queries.count {
+            let q = Self.queries.row(qi)
+            let truth = Self.data.bruteForce(q, k: 10).map(\.id)
+            let found = Self.data.vectors.withUnsafeBufferPointer { rows in
+                searcher.search(q, k: 10, parameters: SearchParameters(nprobe: 16, refineFactor: 20),
+                                refine: VectorSource(rows: rows, dimension: 16)).map(\.id)
+            }
+            agree += Set(truth).intersection(found).count
+            total += 10
+            _ = source
+        }
+        #expect(Double(agree) / Double(total) > 0.97, "recall \(Double(agree) / Double(total))")
+    }
+
+    @Test("approximate scores track exact inner products", arguments: [8, 4])
+    func approximateScoresAreClose(bits: Int) throws {
+        let index = try makeIndex(Self.data, m: bits == 8 ? 8 : 16, bits: bits)
+        let searcher = index.makeSearcher()
+        for qi in 0..<5 {
+            let q = Self.queries.row(qi)
+            for nb in searcher.search(q, k: 20, parameters: SearchParameters(nprobe: 16)) {
+                let exact = zip(q, Self.data.row(Int(nb.id))).map { $0 * $1 }.reduce(0, +)
+                #expect(abs(nb.score - exact) < 0.12, "id \(nb.id): approx \(nb.score) exact \(exact)")
+            }
+        }
+    }
+
+    @Test("label-filtered search equals brute force over that label (nprobe = nlist, full re-score)",
+          arguments: [8, 4])
+    func labelFilteredSearchEqualsBruteForce(bits: Int) throws {
+        let index = try makeIndex(Self.data, m: bits == 8 ? 4 : 8, bits: bits, labelCount: 5)
+        let searcher = index.makeSearcher()
+        for qi in 0..<8 {
+            let q = Self.queries.row(qi)
+            for label in 0..<5 {
+                let members = (0..<Self.data.count).filter { Self.data.cluster[$0] % 5 == label }
+                let truth = Self.data.bruteForce(q, k: 10) { Self.data.cluster[$0] % 5 == label }
+                let found = Self.data.vectors.withUnsafeBufferPointer { rows in
+                    searcher.search(q, k: 10, parameters: SearchParameters(nprobe: 16, refineFactor: members.count / 10 + 1),
+                                    filter: .label(UInt16(label)), refine: VectorSource(rows: rows, dimension: 16))
+                }
+                #expect(found.map(\.id) == truth.map(\.id))
+                // Without refinement, every result still carries the label.
+                let approx = searcher.search(q, k: 10, parameters: SearchParameters(nprobe: 4), filter: .label(UInt16(label)))
+                #expect(approx.count == 10)
+                #expect(approx.allSatisfy { Self.data.cluster[Int($0.id)] % 5 == label })
+            }
+        }
+        #expect(index.labels == [0, 1, 2, 3, 4])
+    }
+
+    @Test("per-label search returns, for each label, what a single-label search returns")
+    func perLabelSearchMatchesSingleLabelSearches() throws {
+        let index = try makeIndex(Self.data, m: 8, bits: 4, labelCount: 6)
+        let searcher = index.makeSearcher()
+        let q = Self.queries.row(3)
+        let labels: [UInt16] = [5, 0, 3, 9]   // 9 does not exist: empty result
+        let params = SearchParameters(nprobe: 3)
+        let all = searcher.searchPerLabel(q, labels: labels, k: 7, parameters: params)
+        #expect(all.count == 4)
+        for (i, label) in labels.enumerated() {
+            let single = searcher.search(q, k: 7, parameters: params, filter: .label(label))
+            #expect(all[i] == single, "label \(label)")
+        }
+        #expect(all[3].isEmpty)
+        #expect(all[0].count == 7)
+    }
+
+    @Test("predicate filter returns only accepted ids")
+    func predicateFilter() throws {
+        let index = try makeIndex(Self.data)
+        let found = index.makeSearcher().search(Self.queries.row(0), k: 15, parameters: SearchParameters(nprobe: 16),
+                                                filter: .predicate { $0 % 3 == 0 })
+        #expect(found.count == 15)
+        #expect(found.allSatisfy { $0.id % 3 == 0 })
+    }
+
+    @Test("add, remove, re-add: removed ids vanish from results and counts, re-added ones return")
+    func addRemoveSearchConsistency() throws {
+        let index = try makeIndex(Self.data, m: 8, bits: 4, labelCount: 3)
+        #expect(index.count == 2000)
+        let searcher = index.makeSearcher()
+        let exact = SearchParameters(nprobe: 16, refineFactor: 300)
+        func top1(_ i: Int) -> Int64? {
+            Self.data.vectors.withUnsafeBufferPointer { rows in
+                searcher.search(Self.data.row(i), k: 1, parameters: exact, refine: VectorSource(rows: rows, dimension: 16)).first?.id
+            }
+        }
+        // Every vector is its own nearest neighbour by inner product (unit norm).
+        for i in stride(from: 0, to: 2000, by: 50) { #expect(top1(i) == Int64(i)) }
+        let doomed = (0..<2000).filter { $0 % 4 == 1 }.map(Int64.init)
+        #expect(index.remove(ids: doomed) == doomed.count)
+        #expect(index.count == 2000 - doomed.count)
+        #expect(index.remove(ids: doomed) == 0)
+        let doomedSet = Set(doomed)
+        for qi in 0..<10 {
+            let res = searcher.search(Self.queries.row(qi), k: 50, parameters: SearchParameters(nprobe: 16))
+            #expect(!res.contains { doomedSet.contains($0.id) })
+        }
+        for i in stride(from: 1, to: 2000, by: 100) { #expect(top1(i) != Int64(i)) }
+        // Re-add a few under new labels, with the same ids.
+        let back = [1, 5, 9]
+        let vectors = back.flatMap { Self.data.row($0) }
+        try vectors.withUnsafeBufferPointer { try index.add($0, ids: back.map(Int64.init), labels: [7, 7, 7]) }
+        #expect(index.count == 2000 - doomed.count + 3)
+        for i in back { #expect(top1(i) == Int64(i)) }
+        let seven = searcher.search(Self.data.row(5), k: 10, parameters: SearchParameters(nprobe: 16), filter: .label(7))
+        #expect(Set(seven.map(\.id)) == [1, 5, 9])
+    }
+
+    @Test("batch search (1 and 2 threads) returns what single searches return")
+    func batchSearchMatchesSingleSearch() throws {
+        let index = try makeIndex(Self.data, bits: 4, labelCount: 3)
+        let searcher = index.makeSearcher()
+        let params = SearchParameters(nprobe: 4)
+        for threads in [1, 2] {
+            let batch = try Self.queries.vectors.withUnsafeBufferPointer {
+                try index.search(queries: $0, count: Self.queries.count, k: 5, parameters: params, threads: threads)
+            }
+            for qi in 0..<Self.queries.count {
+                let single = searcher.search(Self.queries.row(qi), k: 5, parameters: params)
+                #expect(batch.neighbors(ofQuery: qi).map(\.id) == single.map(\.id))
+                for (a, b) in zip(batch.neighbors(ofQuery: qi), single) { #expect(abs(a.score - b.score) < 1e-4) }
+            }
+        }
+    }
+
+    @Test("the same seed and data give the same index and results; another seed differs")
+    func determinismWithFixedSeed() throws {
+        let a = try makeIndex(Self.data, bits: 8, seed: 42)
+        let b = try makeIndex(Self.data, bits: 8, seed: 42)
+        let c = try makeIndex(Self.data, bits: 8, seed: 43)
+        #expect(a.centroids == b.centroids)
+        #expect(a.pq.codebooks == b.pq.codebooks)
+        #expect(a.centroids != c.centroids)
+        #expect(a.listSizes == b.listSizes)
+        let sa = a.makeSearcher(), sb = b.makeSearcher()
+        for qi in 0..<10 {
+            let q = Self.queries.row(qi)
+            #expect(sa.search(q, k: 10, parameters: SearchParameters(nprobe: 4)) == sb.search(q, k: 10, parameters: SearchParameters(nprobe: 4)))
+        }
+    }
+
+    @Test("bad arguments are rejected with clear errors")
+    func badArguments() throws {
+        #expect(throws: VectorIndexError.self) { try IVFPQIndex(configuration: IVFPQConfiguration(dimension: 10, nlist: 4, subquantizers: 3)) }
+        #expect(throws: VectorIndexError.self) { try IVFPQIndex(configuration: IVFPQConfiguration(dimension: 12, nlist: 4, subquantizers: 3, bitsPerCode: 4)) }
+        let index = try IVFPQIndex(configuration: IVFPQConfiguration(dimension: 4, nlist: 2, subquantizers: 2))
+        let vectors = [Float](repeating: 0, count: 8)
+        let e = thrownError { () throws(VectorIndexError) in
+            try vectors.withUnsafeBufferPointer { (p) throws(VectorIndexError) in try index.add(p, ids: [1, 2]) }
+        }
+        #expect(e?.code == .notTrained)
+    }
+}
