@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine or a dev box:
+#   install everything (idempotent) -> start the local broker and Redis -> swift build ->
+#   swift test -> stop the services this script started -> exit with the tests' status.
+# Extra arguments go to `swift test` (e.g. --filter KafkaClientTests).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$FEEDRANK_ROOT"
+
+"$FEEDRANK_ROOT/scripts/install.sh"
+
+started_services=0
+if ! "$FEEDRANK_ROOT/scripts/services.sh" status | grep -q '^kafka: up' || \
+   ! "$FEEDRANK_ROOT/scripts/services.sh" status | grep -q '^redis: up'; then
+  started_services=1
+fi
+cleanup() {
+  if [ "$started_services" = 1 ]; then "$FEEDRANK_ROOT/scripts/services.sh" down || true; fi
+}
+trap cleanup EXIT
+"$FEEDRANK_ROOT/scripts/services.sh" up
+
+log "swift build"
+swift build --build-tests
+log "swift test"
+set +e
+swift test --skip-build "$@"
+status=$?
+set -e
+if [ $status -eq 0 ]; then log "all tests passed"; else log "tests FAILED (status $status)"; fi
+exit $status
