@@ -9,6 +9,8 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "FeedRank benchmarks (build with -c release).",
         subcommands: [
             ModelBench.self,
+            KafkaBench.self,
+            RedisBench.self,
         ]
     )
 }
