@@ -45,6 +45,15 @@ struct BundleLoadingTests {
         #expect(bundle.warnings[0].contains("77 (line 2)"))
     }
 
+    @Test("items.jsonl with CRLF line endings loads")
+    func crlf() throws {
+        var spec = TestBundle.make(items: 3)
+        spec.itemLines = spec.itemLines.map { $0 + "\r" }
+        let (bundle, _dir) = try spec.load()
+        _ = _dir
+        #expect(bundle.items.map(\.id) == [1000, 1001, 1002])
+    }
+
     @Test("non-contiguous item ids are looked up through the hash table")
     func scatteredIds() throws {
         var spec = TestBundle.make(items: 300)
