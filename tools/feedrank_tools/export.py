@@ -222,7 +222,9 @@ def export_bundle(out_dir: str, user_tower, item_embeddings, item_ids, items: It
 
     try:
         final_w, tmp_w = target("weights.safetensors")
-        save_file(tensors, tmp_w, metadata={"format": BUNDLE_FORMAT, "model_version": model_version})
+        # One metadata key: safetensors writes the metadata map in hash order, and a byte-identical
+        # file for identical inputs keeps regenerated bundles diff-free.
+        save_file(tensors, tmp_w, metadata={"format": BUNDLE_FORMAT})
         final_i, tmp_i = target("items.jsonl")
         with open(tmp_i, "w", encoding="utf-8") as f:
             for i in ids.tolist():

@@ -105,10 +105,11 @@ def save_item_tower(path: str, tower, cfg: TrainConfig) -> None:
     tensors = {f"item_tower.{k}.{p}": t.detach().contiguous()
                for k, lin in enumerate(m for m in tower if hasattr(m, "weight"))
                for p, t in (("weight", lin.weight), ("bias", lin.bias))}
-    save_file(tensors, path, metadata={
-        "world_seed": str(cfg.seed),
-        "features": f"category_onehot({W.C})|content({W.CONTENT_DIM})|quality|buzz_signal",
-        "activation": "relu", "normalize": "l2", "model_version": cfg.model_version})
+    info = {"world_seed": cfg.seed, "features": f"category_onehot({W.C})|content({W.CONTENT_DIM})|quality|buzz_signal",
+            "activation": "relu", "normalize": "l2", "model_version": cfg.model_version}
+    # One metadata key (a JSON string): safetensors writes the metadata map in hash order.
+    save_file(tensors, path, metadata={"feedrank_item_tower": json.dumps(info, sort_keys=True)})
+    os.chmod(path, 0o644)
 
 
 def load_item_tower(path: str):
@@ -133,9 +134,14 @@ def load_item_tower(path: str):
                 layers.append(nn.ReLU())
             layers.append(lin)
             k += 1
-    if not layers or "world_seed" not in meta:
+    try:
+        info = json.loads(meta["feedrank_item_tower"])
+        seed = int(info["world_seed"])
+    except (KeyError, ValueError, TypeError):
+        info = None
+    if not layers or info is None:
         raise ToolsError("bad_argument", f"{path}: not an item tower written by train.py")
-    return nn.Sequential(*layers).eval(), int(meta["world_seed"])
+    return nn.Sequential(*layers).eval(), seed
 
 
 def embed_items(item_tower, feats: np.ndarray, chunk: int = 65536) -> np.ndarray:
