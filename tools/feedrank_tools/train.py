@@ -511,6 +511,10 @@ def run(cfg: TrainConfig, out_dir: str, world_dir: str) -> dict:
     }
     log(f"Platt: temperature {temperature:.5f}, score_bias {score_bias:.4f}; report half: mean predicted "
         f"{calib['mean_predicted']:.4f} vs observed {calib['observed_ctr']:.4f}, AUC {calib['auc']:.3f}")
+    log("calibration (held-out impressions of odd user ids, deciles of predicted):")
+    log("   bin  impressions  predicted  observed")
+    for row in table:
+        log(f"  {row['bin']:4d}  {row['count']:11d}  {row['predicted']:9.4f}  {row['observed']:8.4f}")
 
     # Export, then evaluate what was exported.
     bundle_dir = os.path.join(out_dir, "bundle")
