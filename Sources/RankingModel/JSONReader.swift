@@ -6,36 +6,36 @@ import Darwin
 
 /// A JSON problem at a byte offset: either bad syntax or a value of the wrong type/range for a
 /// named field. Callers prefix the file/line/record they were reading.
-struct JSONProblem: Error {
-    var message: String
-    var offset: Int
+package struct JSONProblem: Error {
+    package var message: String
+    package var offset: Int
     /// true for malformed JSON; false for a well-formed value that the schema rejects.
-    var isSyntax: Bool
+    package var isSyntax: Bool
 
     /// "invalid JSON at byte 17: expected ':'" or "field 'ts': expected an integer, got a string".
-    var text: String { isSyntax ? "invalid JSON at byte \(offset + 1): \(message)" : message }
+    package var text: String { isSyntax ? "invalid JSON at byte \(offset + 1): \(message)" : message }
 }
 
 /// An object key as read: its raw UTF-8 bytes when it had no escapes (the common case, compared
 /// without allocating), or the decoded string.
-struct JSONKey {
-    let raw: UnsafeBufferPointer<UInt8>
-    let decoded: String?
+package struct JSONKey {
+    package let raw: UnsafeBufferPointer<UInt8>
+    package let decoded: String?
 
-    func `is`(_ name: StaticString) -> Bool {
+    package func `is`(_ name: StaticString) -> Bool {
         if let decoded { return decoded == name.description }
         guard raw.count == name.utf8CodeUnitCount else { return false }
         return raw.count == 0 || memcmp(raw.baseAddress!, name.utf8Start, raw.count) == 0
     }
 
-    var string: String { decoded ?? String(decoding: raw, as: UTF8.self) }
+    package var string: String { decoded ?? String(decoding: raw, as: UTF8.self) }
 }
 
-enum JSONNumber {
+package enum JSONNumber {
     case integer(Int64)
     case double(Double)
 
-    var doubleValue: Double {
+    package var doubleValue: Double {
         switch self {
         case .integer(let i): Double(i)
         case .double(let d): d
@@ -47,26 +47,26 @@ enum JSONNumber {
 /// lines, user-activity records, user-state documents, manifests, safetensors headers). It never
 /// builds a document tree; the caller walks the structure and pulls typed values, which keeps
 /// parsing a million items.jsonl lines cheap. The bytes must outlive the reader.
-struct JSONReader {
-    let bytes: UnsafeBufferPointer<UInt8>
-    var pos = 0
-    static let maxDepth = 256
+package struct JSONReader {
+    package let bytes: UnsafeBufferPointer<UInt8>
+    package var pos = 0
+    package static let maxDepth = 256
 
-    init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+    package init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
-    struct Container { fileprivate var first = true }
+    package struct Container { fileprivate var first = true }
 
     // MARK: structure
 
-    var isAtEnd: Bool { mutating get { skipWhitespace(); return pos >= bytes.count } }
+    package var isAtEnd: Bool { mutating get { skipWhitespace(); return pos >= bytes.count } }
 
     /// Requires nothing but whitespace to remain.
-    mutating func expectEnd() throws(JSONProblem) {
+    package mutating func expectEnd() throws(JSONProblem) {
         skipWhitespace()
         if pos < bytes.count { throw syntax("unexpected \(describe(bytes[pos])) after the value") }
     }
 
-    mutating func beginObject(field: String? = nil) throws(JSONProblem) -> Container {
+    package mutating func beginObject(field: String? = nil) throws(JSONProblem) -> Container {
         skipWhitespace()
         guard pos < bytes.count, bytes[pos] == UInt8(ascii: "{") else { throw typeMismatch("an object", field) }
         pos += 1
@@ -74,7 +74,7 @@ struct JSONReader {
     }
 
     /// The next key of the object (its ':' consumed), or nil at the closing brace.
-    mutating func nextKey(_ c: inout Container) throws(JSONProblem) -> JSONKey? {
+    package mutating func nextKey(_ c: inout Container) throws(JSONProblem) -> JSONKey? {
         skipWhitespace()
         guard pos < bytes.count else { throw syntax("unterminated object") }
         if bytes[pos] == UInt8(ascii: "}") { pos += 1; return nil }
@@ -93,7 +93,7 @@ struct JSONReader {
         return key
     }
 
-    mutating func beginArray(field: String? = nil) throws(JSONProblem) -> Container {
+    package mutating func beginArray(field: String? = nil) throws(JSONProblem) -> Container {
         skipWhitespace()
         guard pos < bytes.count, bytes[pos] == UInt8(ascii: "[") else { throw typeMismatch("an array", field) }
         pos += 1
@@ -101,7 +101,7 @@ struct JSONReader {
     }
 
     /// true when another element follows (positioned at it), false at the closing bracket.
-    mutating func nextElement(_ c: inout Container) throws(JSONProblem) -> Bool {
+    package mutating func nextElement(_ c: inout Container) throws(JSONProblem) -> Bool {
         skipWhitespace()
         guard pos < bytes.count else { throw syntax("unterminated array") }
         if bytes[pos] == UInt8(ascii: "]") { pos += 1; return false }
@@ -118,14 +118,14 @@ struct JSONReader {
     // MARK: values
 
     /// Consumes a `null` and returns true, or returns false leaving the position unchanged.
-    mutating func readNullIfPresent() throws(JSONProblem) -> Bool {
+    package mutating func readNullIfPresent() throws(JSONProblem) -> Bool {
         skipWhitespace()
         guard pos < bytes.count, bytes[pos] == UInt8(ascii: "n") else { return false }
         try literal("null")
         return true
     }
 
-    mutating func readBool(field: String? = nil) throws(JSONProblem) -> Bool {
+    package mutating func readBool(field: String? = nil) throws(JSONProblem) -> Bool {
         skipWhitespace()
         if pos < bytes.count {
             if bytes[pos] == UInt8(ascii: "t") { try literal("true"); return true }
@@ -134,7 +134,7 @@ struct JSONReader {
         throw typeMismatch("true or false", field)
     }
 
-    mutating func readString(field: String? = nil) throws(JSONProblem) -> String {
+    package mutating func readString(field: String? = nil) throws(JSONProblem) -> String {
         let (raw, decoded) = try readStringBytes(field: field)
         if let decoded { return decoded }
         guard let s = String(validating: raw, as: UTF8.self) else {
@@ -145,14 +145,14 @@ struct JSONReader {
 
     /// A string as raw bytes when it had no escapes (not UTF-8 validated: for comparing with
     /// known names), else decoded.
-    mutating func readStringBytes(field: String? = nil) throws(JSONProblem) -> (UnsafeBufferPointer<UInt8>, String?) {
+    package mutating func readStringBytes(field: String? = nil) throws(JSONProblem) -> (UnsafeBufferPointer<UInt8>, String?) {
         skipWhitespace()
         guard pos < bytes.count, bytes[pos] == UInt8(ascii: "\"") else { throw typeMismatch("a string", field) }
         let key = try readKey()
         return (key.raw, key.decoded)
     }
 
-    mutating func readNumber(field: String? = nil) throws(JSONProblem) -> JSONNumber {
+    package mutating func readNumber(field: String? = nil) throws(JSONProblem) -> JSONNumber {
         skipWhitespace()
         guard pos < bytes.count, bytes[pos] == UInt8(ascii: "-") || isDigit(bytes[pos]) else {
             throw typeMismatch("a number", field)
@@ -161,12 +161,12 @@ struct JSONReader {
     }
 
     /// A finite number as Double (integers are converted).
-    mutating func readDouble(field: String? = nil) throws(JSONProblem) -> Double {
+    package mutating func readDouble(field: String? = nil) throws(JSONProblem) -> Double {
         try readNumber(field: field).doubleValue
     }
 
     /// An integer; an integral number written with a fraction or exponent ("5300.0") is accepted.
-    mutating func readInt64(field: String? = nil) throws(JSONProblem) -> Int64 {
+    package mutating func readInt64(field: String? = nil) throws(JSONProblem) -> Int64 {
         skipWhitespace()
         let start = pos
         guard pos < bytes.count, bytes[pos] == UInt8(ascii: "-") || isDigit(bytes[pos]) else {
@@ -182,7 +182,7 @@ struct JSONReader {
     }
 
     /// Skips one value of any type (an unknown field).
-    mutating func skipValue() throws(JSONProblem) { try skipValue(depth: 0) }
+    package mutating func skipValue() throws(JSONProblem) { try skipValue(depth: 0) }
 
     private mutating func skipValue(depth: Int) throws(JSONProblem) {
         guard depth < Self.maxDepth else { throw syntax("nesting deeper than \(Self.maxDepth)") }
@@ -209,7 +209,7 @@ struct JSONReader {
 
     // MARK: errors
 
-    func typeMismatch(_ expected: String, _ field: String?) -> JSONProblem {
+    package func typeMismatch(_ expected: String, _ field: String?) -> JSONProblem {
         guard pos < bytes.count else {
             return JSONProblem(message: "expected \(expected), found the end", offset: pos, isSyntax: true)
         }
@@ -228,21 +228,21 @@ struct JSONReader {
     }
 
     /// A schema error about the value that was just read (or is about to be).
-    func invalid(_ field: String?, _ message: String) -> JSONProblem {
+    package func invalid(_ field: String?, _ message: String) -> JSONProblem {
         JSONProblem(message: "\(fieldPrefix(field))\(message)", offset: pos, isSyntax: false)
     }
 
-    func syntax(_ message: String) -> JSONProblem {
+    package func syntax(_ message: String) -> JSONProblem {
         JSONProblem(message: message, offset: pos, isSyntax: true)
     }
 
-    func fieldPrefix(_ field: String?) -> String { field.map { "field '\($0)': " } ?? "" }
+    package func fieldPrefix(_ field: String?) -> String { field.map { "field '\($0)': " } ?? "" }
 
-    func describe(_ b: UInt8) -> String {
+    package func describe(_ b: UInt8) -> String {
         (0x21...0x7e).contains(b) ? "'\(Character(Unicode.Scalar(b)))'" : "byte 0x\(String(b, radix: 16))"
     }
 
-    func text(from start: Int) -> String {
+    package func text(from start: Int) -> String {
         String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<min(pos, start + 40)]), as: UTF8.self)
     }
 
@@ -258,9 +258,9 @@ struct JSONReader {
     }
 
     @inline(__always)
-    func isDigit(_ b: UInt8) -> Bool { b &- UInt8(ascii: "0") < 10 }
+    package func isDigit(_ b: UInt8) -> Bool { b &- UInt8(ascii: "0") < 10 }
 
-    mutating func literal(_ word: StaticString) throws(JSONProblem) {
+    package mutating func literal(_ word: StaticString) throws(JSONProblem) {
         let n = word.utf8CodeUnitCount
         guard pos + n <= bytes.count, memcmp(bytes.baseAddress! + pos, word.utf8Start, n) == 0 else {
             throw syntax("expected '\(word)'")

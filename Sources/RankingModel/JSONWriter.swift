@@ -1,19 +1,19 @@
 /// Appends JSON tokens to a byte buffer. Doubles are written in Swift's shortest round-trip form
 /// (`Double.description`), so decoding gives back the same bits; non-finite values are a
 /// programming error (JSON cannot carry them).
-struct JSONWriter {
-    var bytes: [UInt8] = []
+package struct JSONWriter {
+    package var bytes: [UInt8] = []
 
-    init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
+    package init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
 
-    mutating func raw(_ s: StaticString) {
+    package mutating func raw(_ s: StaticString) {
         bytes.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
-    mutating func byte(_ b: UInt8) { bytes.append(b) }
+    package mutating func byte(_ b: UInt8) { bytes.append(b) }
 
     /// Decimal digits without going through a String.
-    mutating func int(_ v: Int64) {
+    package mutating func int(_ v: Int64) {
         var magnitude = v.magnitude
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buf in
             var i = 20
@@ -27,12 +27,12 @@ struct JSONWriter {
         }
     }
 
-    mutating func double(_ v: Double) {
+    package mutating func double(_ v: Double) {
         precondition(v.isFinite, "JSONWriter: \(v) cannot be written as JSON")
         bytes.append(contentsOf: v.description.utf8)
     }
 
-    mutating func doubles(_ vs: [Double]) {
+    package mutating func doubles(_ vs: [Double]) {
         byte(UInt8(ascii: "["))
         for (i, v) in vs.enumerated() {
             if i > 0 { byte(UInt8(ascii: ",")) }
@@ -42,7 +42,7 @@ struct JSONWriter {
     }
 
     /// A quoted string; escapes '"', '\\' and control characters, keeps other UTF-8 as is.
-    mutating func string(_ s: String) {
+    package mutating func string(_ s: String) {
         byte(UInt8(ascii: "\""))
         for b in s.utf8 {
             switch b {

@@ -1,0 +1,54 @@
+/// An item scored exactly for one user at time T.
+public struct Candidate: Sendable, Equatable {
+    public var row: Int32
+    public var itemId: Int64
+    public var category: Int32
+    public var creatorId: Int64
+    /// dot(u, e) in float32.
+    public var dot: Float
+    /// sigmoid(dot / temperature + bias) in float64.
+    public var baseScore: Double
+    /// baseScore × the freshness boost when fresh (rule 2).
+    public var score: Double
+    public var fresh: Bool
+    public var promoted: Bool
+
+    public init(row: Int32, itemId: Int64, category: Int32, creatorId: Int64, dot: Float, baseScore: Double,
+                score: Double, fresh: Bool, promoted: Bool) {
+        self.row = row
+        self.itemId = itemId
+        self.category = category
+        self.creatorId = creatorId
+        self.dot = dot
+        self.baseScore = baseScore
+        self.score = score
+        self.fresh = fresh
+        self.promoted = promoted
+    }
+
+    /// Rule 4's order: descending final score, ties by ascending item id.
+    @inlinable
+    public static func ranksBefore(_ a: Candidate, _ b: Candidate) -> Bool {
+        a.score != b.score ? a.score > b.score : a.itemId < b.itemId
+    }
+}
+
+/// Why an item did not make the list (or was moved), for `--explain` and the metrics.
+public enum DropReason: String, Sendable, CaseIterable, Codable {
+    case qualityFloor = "quality_floor"
+    case recentlyShown = "recently_shown"
+    case categoryCap = "category_cap"
+    case creatorCap = "creator_cap"
+    /// A promoted item beyond the available promoted slots.
+    case noPromotedSlot = "no_promoted_slot"
+    /// Scored lower than every item that made a full list.
+    case belowCutoff = "below_cutoff"
+}
+
+/// Items dropped per rule in one ranking (summed into metrics by the worker).
+public struct RuleCounters: Sendable, Equatable {
+    public var counts: [DropReason: Int] = [:]
+    public init() {}
+    public mutating func add(_ r: DropReason, _ n: Int = 1) { counts[r, default: 0] += n }
+    public subscript(_ r: DropReason) -> Int { counts[r] ?? 0 }
+}

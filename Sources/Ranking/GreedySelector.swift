@@ -1,0 +1,137 @@
+/// One category's eligible organic candidates (rules 1–3 applied), best first.
+public struct CategoryCandidates: Sendable {
+    public var items: [Candidate]
+    /// true when no eligible item of the category exists outside `items`.
+    public var complete: Bool
+
+    public init(items: [Candidate], complete: Bool) {
+        self.items = items
+        self.complete = complete
+    }
+}
+
+/// An entry of the final list.
+public struct SelectedItem: Sendable, Equatable {
+    public var candidate: Candidate
+    public var rank: Int
+    public var promoted: Bool
+    /// A promoted slot (rule 5) that no eligible promoted item was left for.
+    public var slotFilledOrganically: Bool
+}
+
+/// The outcome of rules 4–6 over a candidate pool.
+public struct Selection: Sendable {
+    public var items: [SelectedItem] = []
+    /// Categories whose candidates ran out while the list still needed items and the category
+    /// was below its cap: the pool may be missing items of theirs that belong in the list.
+    public var needMore: [Int] = []
+    /// Organic candidates passed over by the caps, in the order the greedy met them.
+    public var skipped: [(Candidate, DropReason)] = []
+    /// Promoted candidates that found no slot.
+    public var unplacedPromoted: [Candidate] = []
+    /// The list is shorter than asked because the pool ran out (under the caps).
+    public var short = false
+}
+
+/// Rules 4–6: the greedy, capped, promoted-slotted selection. Pure and deterministic.
+public enum GreedySelector {
+    /// - Parameters:
+    ///   - categories: per category id, its eligible organic candidates sorted by
+    ///     `Candidate.ranksBefore` (missing or empty for categories without candidates).
+    ///   - promoted: eligible promoted candidates sorted by `Candidate.ranksBefore`.
+    public static func select(categories: [CategoryCandidates], promoted: [Candidate], numItems: Int,
+                              rules: RankingRules) -> Selection {
+        var sel = Selection()
+        sel.items.reserveCapacity(numItems)
+        var next = [Int](repeating: 0, count: categories.count)
+        var picks = [Int](repeating: 0, count: categories.count)
+        var creatorPicks: [Int64: Int] = [:]
+        var flagged = [Bool](repeating: false, count: categories.count)
+        var heap = CategoryHeap(categories: categories)
+        var promotedNext = 0
+
+        /// The next organic item under the caps, or nil when the pool is exhausted.
+        func nextOrganic() -> Candidate? {
+            while let c = heap.popBest() {
+                let cand = categories[c].items[next[c]]
+                next[c] += 1
+                if next[c] < categories[c].items.count { heap.push(c, categories[c].items[next[c]]) }
+                defer {
+                    // Ran dry below its cap while still drawing: the pool may miss its items.
+                    if next[c] == categories[c].items.count && !categories[c].complete
+                        && picks[c] < rules.categoryCap && !flagged[c] {
+                        flagged[c] = true
+                        sel.needMore.append(c)
+                    }
+                }
+                if picks[c] >= rules.categoryCap { sel.skipped.append((cand, .categoryCap)); continue }
+                if creatorPicks[cand.creatorId, default: 0] >= rules.creatorCap {
+                    sel.skipped.append((cand, .creatorCap))
+                    continue
+                }
+                picks[c] += 1
+                creatorPicks[cand.creatorId, default: 0] += 1
+                return cand
+            }
+            return nil
+        }
+
+        var rank = 1
+        while rank <= numItems {
+            if rules.isPromotedSlot(rank) && promotedNext < promoted.count {
+                sel.items.append(SelectedItem(candidate: promoted[promotedNext], rank: rank, promoted: true,
+                                              slotFilledOrganically: false))
+                promotedNext += 1
+            } else if let cand = nextOrganic() {
+                sel.items.append(SelectedItem(candidate: cand, rank: rank, promoted: false,
+                                              slotFilledOrganically: rules.isPromotedSlot(rank)))
+            } else {
+                sel.short = true
+                break
+            }
+            rank += 1
+        }
+        sel.unplacedPromoted = Array(promoted[promotedNext...])
+        return sel
+    }
+}
+
+/// A binary max-heap of category ids keyed by their current head candidate.
+struct CategoryHeap {
+    private var entries: [(category: Int, head: Candidate)] = []
+
+    init(categories: [CategoryCandidates]) {
+        entries.reserveCapacity(categories.count)
+        for (c, cc) in categories.enumerated() where !cc.items.isEmpty { push(c, cc.items[0]) }
+    }
+
+    mutating func push(_ c: Int, _ head: Candidate) {
+        entries.append((c, head))
+        var i = entries.count - 1
+        while i > 0 {
+            let p = (i - 1) / 2
+            guard Candidate.ranksBefore(entries[i].head, entries[p].head) else { break }
+            entries.swapAt(i, p)
+            i = p
+        }
+    }
+
+    mutating func popBest() -> Int? {
+        guard let top = entries.first else { return nil }
+        let last = entries.removeLast()
+        if !entries.isEmpty {
+            entries[0] = last
+            var i = 0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var best = i
+                if l < entries.count && Candidate.ranksBefore(entries[l].head, entries[best].head) { best = l }
+                if r < entries.count && Candidate.ranksBefore(entries[r].head, entries[best].head) { best = r }
+                if best == i { break }
+                entries.swapAt(i, best)
+                i = best
+            }
+        }
+        return top.category
+    }
+}

@@ -1,1 +1,0 @@
-// The Ranking module; see README.md for its role.

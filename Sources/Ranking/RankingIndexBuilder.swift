@@ -1,0 +1,48 @@
+import RankingModel
+import VectorIndex
+
+/// Builds the IVF-PQ index ranking uses: the bundle's organic (non-promoted) items, id = bundle
+/// row, label = category id. One builder for `feedrank index build`, `serve` and tests.
+public enum RankingIndexBuilder {
+    /// Defaults sized for the catalogue: about sqrt(N)·2 lists (FAISS's rule of thumb), 4-bit
+    /// fast-scan codes with M = D/2 sub-quantizers.
+    public static func defaultConfiguration(itemCount n: Int, dimension d: Int) -> IVFPQConfiguration {
+        var nlist = 1
+        while nlist * nlist < n * 4 { nlist *= 2 }
+        nlist = max(16, min(nlist, 8192, max(1, n / 40)))
+        let m = d % 2 == 0 ? d / 2 : d
+        return IVFPQConfiguration(dimension: d, nlist: nlist, subquantizers: m, bitsPerCode: m % 2 == 0 ? 4 : 8)
+    }
+
+    public static func build(bundle: ModelBundle, configuration: IVFPQConfiguration? = nil,
+                             progress: ((_ phase: String, _ done: Int, _ total: Int) -> Void)? = nil) throws(VectorIndexError) -> IVFPQIndex {
+        let d = bundle.embeddingDimension
+        let organic = bundle.items.indices.filter { !bundle.items[$0].promoted }
+        var cfg = configuration ?? defaultConfiguration(itemCount: organic.count, dimension: d)
+        cfg.nlist = max(1, min(cfg.nlist, organic.count))
+        let index = try IVFPQIndex(configuration: cfg)
+        try bundle.withItemEmbeddings { (all) throws(VectorIndexError) in
+            // Promoted items are few; training on every row is as good and needs no copy.
+            try index.train(all, count: bundle.itemCount) { p in progress?(p.phase, p.done, p.total) }
+            let chunk = 65_536
+            var buffer = [Float](repeating: 0, count: min(chunk, max(1, organic.count)) * d)
+            var start = 0
+            while start < organic.count {
+                let rows = organic[start..<min(start + chunk, organic.count)]
+                for (j, row) in rows.enumerated() {
+                    for t in 0..<d { buffer[j * d + t] = all[row * d + t] }
+                }
+                let ids = rows.map { Int64($0) }
+                let labels = rows.map { UInt16(bundle.items[$0].category) }
+                let done = start
+                try buffer.withUnsafeBufferPointer { (b) throws(VectorIndexError) in
+                    try index.add(UnsafeBufferPointer(rebasing: b[0..<(rows.count * d)]), ids: ids, labels: labels) { p in
+                        progress?("adding", done + p.done * rows.count / max(1, p.total), organic.count)
+                    }
+                }
+                start += rows.count
+            }
+        }
+        return index
+    }
+}

@@ -1,0 +1,47 @@
+/// The business rules of contract section 3, as configuration (defaults per contract).
+public struct RankingRules: Sendable, Equatable {
+    /// Rule 4: at most this many organic items per category.
+    public var categoryCap = 3
+    /// Rule 4: at most this many organic items per creator.
+    public var creatorCap = 2
+    /// Rule 2: the multiplier for fresh items.
+    public var freshnessBoost = 1.2
+    /// Rule 2: an item is fresh when 0 <= T - published_at < this.
+    public var freshWindowMs: Int64 = 24 * 3_600_000
+    /// Rule 3: items below this quality never appear.
+    public var qualityFloor = 0.5
+    /// Rule 3: items the user had an impression of in [T - window, T] never appear.
+    public var impressionWindowMs: Int64 = 24 * 3_600_000
+    /// Rule 5: 1-based ranks reserved for promoted items (ascending).
+    public var promotedSlots: [Int] = [3, 10, 20]
+
+    public init() {}
+
+    /// Whether `rank` (1-based) is a promoted slot.
+    @inlinable
+    public func isPromotedSlot(_ rank: Int) -> Bool { promotedSlots.contains(rank) }
+}
+
+/// How organic candidates are found.
+public enum RetrievalMode: Sendable, Equatable {
+    /// IVF-PQ per-category search, candidates re-scored exactly (the production path).
+    case index
+    /// Every item scored exactly (`feedrank rank --exact`, parity checks).
+    case exact
+}
+
+/// Retrieval knobs (per-category IVF-PQ search).
+public struct RetrievalSettings: Sendable, Equatable {
+    /// Candidates fetched per category in the first round.
+    public var candidatesPerCategory = 24
+    /// Inverted lists probed per category in the first round.
+    public var nprobe = 8
+    /// How many times a category that ran dry may be searched again (k and nprobe doubling);
+    /// after that its items are scanned exhaustively, within `maxScoredCandidates`.
+    public var maxExpansions = 4
+    /// The bound that keeps one pathological user from stalling the worker: total candidates
+    /// scored exactly per ranking. Hitting it is reported in the response and in metrics.
+    public var maxScoredCandidates = 50_000
+
+    public init() {}
+}
