@@ -138,6 +138,13 @@ def test_user_state_is_compacted_and_the_others_are_not():
         assert int(doc["config"].get("min.insync.replicas", "1")) <= doc["replication_factor"]
 
 
+def test_dlq_takes_the_largest_input_record_with_its_headers():
+    docs = {d["name"]: d for d in (load_file(os.path.join(TOPICS, f)) for f in topic_files())}
+    biggest_input = max(int(docs[t]["config"]["max.message.bytes"]) for t in ("user-activity", "ranking-requests"))
+    assert int(docs["ranking-dlq"]["config"]["max.message.bytes"]) >= biggest_input + 65536, \
+        "a bad record goes to the DLQ unchanged plus headers: its limit must exceed the inputs'"
+
+
 def test_value_schemas_named_by_topics_exist():
     for fname in topic_files():
         doc = load_file(os.path.join(TOPICS, fname))
