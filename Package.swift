@@ -42,8 +42,12 @@ let package = Package(
         .target(name: "LinearAlgebra", dependencies: ["COpenBLAS"]),
 
         // Pure logic: no Kafka, Redis or HTTP.
+        // -target-cpu haswell (AVX2/FMA): the 4-bit fast-scan kernel needs SSSE3's pshufb, which
+        // baseline x86-64 lacks; without it the scan falls back to scalar code (~20x slower).
+        // The binary therefore needs an AVX2 host.
         .target(name: "VectorIndex", dependencies: ["LinearAlgebra"],
-                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
+                                .unsafeFlags(["-target-cpu", "haswell"])]),
         .target(name: "RankingModel", dependencies: ["LinearAlgebra"]),
         .target(name: "Ranking", dependencies: ["RankingModel", "VectorIndex", "LinearAlgebra"]),
 
@@ -79,15 +83,17 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], path: "Benchmarks/feedrank-bench"),
 
+        // Fixtures shared by test targets (synthetic bundles, seeded randomness).
+        .target(name: "TestSupport", dependencies: ["RankingModel"], path: "Tests/TestSupport"),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"]),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"]),
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra"]),
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex", "LinearAlgebra"]),
         .testTarget(name: "RankingModelTests", dependencies: ["RankingModel", "LinearAlgebra"]),
-        .testTarget(name: "RankingTests", dependencies: ["Ranking", "RankingModel", "VectorIndex"]),
-        .testTarget(name: "WorkerTests", dependencies: ["Worker"]),
+        .testTarget(name: "RankingTests", dependencies: ["Ranking", "RankingModel", "VectorIndex", "TestSupport"]),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: [
-            "FeedRankCLI", "Worker", "KafkaClient", "RedisClient", "Ranking", "RankingModel",
+            "FeedRankCLI", "Worker", "KafkaClient", "RedisClient", "Ranking", "RankingModel", "TestSupport",
         ]),
     ],
     swiftLanguageModes: [.v6]

@@ -47,6 +47,12 @@ public enum GreedySelector {
         var picks = [Int](repeating: 0, count: categories.count)
         var creatorPicks: [Int64: Int] = [:]
         var flagged = [Bool](repeating: false, count: categories.count)
+        // A category whose retrieved candidates were all ineligible has run dry before the
+        // first draw: its unretrieved items may belong in the list.
+        for (c, cc) in categories.enumerated() where cc.items.isEmpty && !cc.complete {
+            flagged[c] = true
+            sel.needMore.append(c)
+        }
         var heap = CategoryHeap(categories: categories)
         var promotedNext = 0
 

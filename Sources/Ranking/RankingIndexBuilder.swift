@@ -14,6 +14,17 @@ public enum RankingIndexBuilder {
         return IVFPQConfiguration(dimension: d, nlist: nlist, subquantizers: m, bitsPerCode: m % 2 == 0 ? 4 : 8)
     }
 
+    /// Below this many organic items an index is not worth it: ranking scores them all exactly.
+    public static let minimumItems = 256
+
+    /// nil when the catalogue is too small for an index (`minimumItems`).
+    public static func buildIfUseful(bundle: ModelBundle, configuration: IVFPQConfiguration? = nil,
+                                     progress: ((_ phase: String, _ done: Int, _ total: Int) -> Void)? = nil) throws(VectorIndexError) -> IVFPQIndex? {
+        let organic = bundle.items.lazy.filter { !$0.promoted }.count
+        guard organic >= minimumItems else { return nil }
+        return try build(bundle: bundle, configuration: configuration, progress: progress)
+    }
+
     public static func build(bundle: ModelBundle, configuration: IVFPQConfiguration? = nil,
                              progress: ((_ phase: String, _ done: Int, _ total: Int) -> Void)? = nil) throws(VectorIndexError) -> IVFPQIndex {
         let d = bundle.embeddingDimension

@@ -32,15 +32,17 @@ public struct RankingRequest: Sendable, Equatable {
         public var message: String
         public var requestId: String?
         public var userId: Int64?
+        /// The reply topic, when it could be read (the error response goes there).
+        public var replyTo: String?
     }
 
     /// Parses and validates. Unknown fields are ignored.
     public static func parse(_ bytes: [UInt8]) throws(Invalid) -> RankingRequest {
-        var requestId: String?, userId: Int64?
+        var requestId: String?, userId: Int64?, replyTo: String?
         do {
             return try bytes.withUnsafeBufferPointer { (buf) throws(JSONProblem) -> RankingRequest in
                 var r = JSONReader(buf)
-                var numItems: Int64?, ts: Int64?, device: String?, fresh = false, replyTo: String?
+                var numItems: Int64?, ts: Int64?, device: String?, fresh = false
                 var obj = try r.beginObject()
                 while let key = try r.nextKey(&obj) {
                     if key.is("request_id") { requestId = try r.readString(field: "request_id") }
@@ -72,9 +74,10 @@ public struct RankingRequest: Sendable, Equatable {
                                       fresh: fresh, replyTo: replyTo)
             }
         } catch let problem as JSONProblem {
-            throw Invalid(message: "ranking-requests record: \(problem.text)", requestId: requestId, userId: userId)
+            throw Invalid(message: "ranking-requests record: \(problem.text)", requestId: requestId, userId: userId,
+                          replyTo: replyTo.flatMap { $0.isEmpty ? nil : $0 })
         } catch {
-            throw Invalid(message: "ranking-requests record: \(error)", requestId: requestId, userId: userId)
+            throw Invalid(message: "ranking-requests record: \(error)", requestId: requestId, userId: userId, replyTo: nil)
         }
     }
 

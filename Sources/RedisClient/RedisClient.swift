@@ -48,6 +48,13 @@ public final class RedisClient: Sendable {
         }
     }
 
+    /// Submits a pipeline without waiting: `completion` runs on the client's queue when the
+    /// replies arrive (or the call fails). Pipelines run in submission order.
+    public func submit(_ commands: [RedisCommand], completion: @escaping @Sendable (Result<[RedisReply], Error>) -> Void) {
+        guard !commands.isEmpty else { completion(.success([])); return }
+        queue.async { completion(Result { try self.run(commands) }) }
+    }
+
     /// Blocking form of `pipeline`, for threads that are not part of the cooperative pool.
     public func pipelineSync(_ commands: [RedisCommand]) throws -> [RedisReply] {
         if DispatchQueue.getSpecific(key: Self.onQueueKey) == ObjectIdentifier(self) {
