@@ -3,7 +3,8 @@ user's feed into the L1 cache.
 
     python tools/batch_baseline.py --bundle data/world-100k/bundle --batch-size 1000 \
         --redis redis://127.0.0.1:16379 [--users-file USERS.jsonl] [--events EVENTS.jsonl] \
-        [--active-days 30] [--at MS] [--limit N] [--num-items 50]
+        [--active-days 30] [--at MS] [--limit N] [--num-items 50] [--index-cache DIR] \
+        [--states-cache FILE]
 
 Active users are the users with at least one user-activity record in the --active-days before T
 (default T: the world's world_now). Their states are built from the events file with
@@ -33,7 +34,7 @@ from .pipeline import Pipeline, PipelineConfig
 from .reference import DAY_MS, Bundle
 from .responses import dumps, now_ms, published_index, response
 from .rules import Catalogue
-from .worldio import load_states, load_users, stderr_log, world_info
+from .worldio import load_states_cached, load_users, stderr_log, world_info
 
 L1_BACKFILL_TTL_S = 24 * 3600
 
@@ -51,6 +52,7 @@ def main(argv=None) -> int:
     p.add_argument("--num-items", type=int, default=50)
     p.add_argument("--key-prefix", default="", help="prefix for the L1 keys (tests); default none")
     p.add_argument("--index-cache", help="directory to keep built faiss indexes in")
+    p.add_argument("--states-cache", help="file to keep the built user states in (rebuilt when stale)")
     d = PipelineConfig()
     p.add_argument("--k", type=int, default=d.k)
     p.add_argument("--nprobe", type=int, default=d.nprobe)
@@ -75,7 +77,7 @@ def main(argv=None) -> int:
         T = args.at if args.at is not None else int(world_info(world).get("world_now", now_ms()))
         devices = {u["user_id"]: u.get("device") for u in load_users(users_file)}
         t0 = time.perf_counter()
-        states = load_states(events, bundle, until=T, log=log)
+        states = load_states_cached(events, bundle, args.states_cache, until=T, log=log)
         states_s = time.perf_counter() - t0
         lo = T - int(args.active_days * DAY_MS)
         active = sorted(uid for uid, st in states.items() if st.t_last is not None and st.t_last >= lo)

@@ -37,7 +37,7 @@ from .errors import ToolsError
 from .pipeline import Pipeline, PipelineConfig, overlap
 from .reference import HOUR_MS, Bundle
 from .rules import Catalogue, is_fresh, rank_exact
-from .worldio import load_states, load_users, stderr_log, world_info
+from .worldio import load_states_cached, load_users, stderr_log, world_info
 
 
 def percentile(xs, q):
@@ -125,6 +125,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=7, help="user sample seed")
     p.add_argument("--no-exact", action="store_true", help="skip the exact lists (no overlap)")
     p.add_argument("--index-cache", help="directory to keep built faiss indexes in (default: none)")
+    p.add_argument("--states-cache", help="file to keep the sampled users' states in (rebuilt when stale)")
     d = PipelineConfig()
     p.add_argument("--k", type=int, default=d.k, help="organic candidates per category")
     p.add_argument("--nprobe", type=int, default=d.nprobe)
@@ -149,7 +150,8 @@ def main(argv=None) -> int:
         rng = np.random.default_rng(args.seed)
         pick = np.sort(rng.choice(len(all_users), size=min(args.users, len(all_users)), replace=False))
         users = [all_users[i] for i in pick]
-        states = load_states(events, bundle, user_ids={u["user_id"] for u in users}, log=log)
+        states = load_states_cached(events, bundle, args.states_cache, user_ids={u["user_id"] for u in users},
+                                    log=log)
         info = world_info(world)
         world_now = int(info.get("world_now", int(cat.published_at.max())))
         scenarios = scenario_times(args.at, world_now, int(cat.published_at.max()))

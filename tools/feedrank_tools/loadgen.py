@@ -25,7 +25,8 @@ librdkafka): produce --messages records of --size bytes to a scratch topic as fa
 (acks all, until flushed), consume them all back, and (with --roundtrip N) the produce ->
 consume latency of N records sent at --rate/s. The scratch topic is deleted afterwards.
 
-`topics` mode creates the contract's topics (names as flags) with --partitions each, if missing.
+`topics` mode creates the contract's topics (names as flags) with --partitions each, if missing
+(with --delete: deletes them).
 
 Records are keyed by user_id as a decimal string and partitioned with murmur2_random (the
 contract's partitioner). Tansu settings (fetch.wait.max.ms 10) are the defaults; --kafka
@@ -78,6 +79,20 @@ def ensure_topics(args, names, partitions):
                     raise RuntimeError(f"cannot create topic {name}: {e}") from None
     md = admin.list_topics(timeout=10).topics
     return created, {n: len(md[n].partitions) for n in names if n in md}
+
+
+def delete_topics(args, names) -> list:
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient(kafka_conf(args))
+    have = admin.list_topics(timeout=10).topics
+    gone = []
+    for name, fut in admin.delete_topics([n for n in names if n in have], operation_timeout=10).items():
+        try:
+            fut.result()
+            gone.append(name)
+        except Exception as e:
+            raise RuntimeError(f"cannot delete topic {name}: {e}") from None
+    return gone
 
 
 class ResponseCollector(threading.Thread):
@@ -346,6 +361,7 @@ def main(argv=None) -> int:
     p.add_argument("--state-topic", default="user-state")
     p.add_argument("--reply-to", help="reply_to of the requests (default: none, the worker's response topic)")
     p.add_argument("--partitions", type=int, default=4, help="topics / broker mode: partitions per topic")
+    p.add_argument("--delete", action="store_true", help="topics mode: delete the topics instead")
     p.add_argument("--activity", type=int, default=0, help="activity records to send")
     p.add_argument("--activity-rate", type=float, default=0.0, help="activity records/s (0 = as fast as possible)")
     p.add_argument("--events", help="user-activity records to send (.jsonl)")
@@ -377,8 +393,11 @@ def main(argv=None) -> int:
     try:
         if args.mode == "topics":
             names = [args.activity_topic, args.requests_topic, args.responses_topic, args.dlq_topic, args.state_topic]
-            created, parts = ensure_topics(args, names, args.partitions)
-            res = {"bench": "loadgen", "mode": "topics", "created": created, "partitions": parts}
+            if args.delete:
+                res = {"bench": "loadgen", "mode": "topics", "deleted": delete_topics(args, names)}
+            else:
+                created, parts = ensure_topics(args, names, args.partitions)
+                res = {"bench": "loadgen", "mode": "topics", "created": created, "partitions": parts}
         elif args.mode == "broker":
             res = broker_mode(args)
         else:

@@ -204,27 +204,30 @@ class Pipeline:
         return rows[rows >= 0]
 
     def _fresh(self, u: np.ndarray, T: int):
-        """The best fresh_k fresh items per category, scored exactly (boost included)."""
+        """The best fresh_k fresh items per category, scored exactly (boost included). Within a
+        category every fresh item gets the same boost, so the best by dot product are the best
+        by final score: select on the float32 dots, then score the few selected exactly."""
         lo_pub = T - self.rules.fresh_window_ms  # fresh: lo_pub < published_at <= T
-        rows_out, scores_out = [], []
         kf = self.config.fresh_k
+        picked = []
+        q = np.asarray(u, dtype=np.float32)
         for rows, pub, emb in zip(self.fresh_rows, self.fresh_pub, self.fresh_emb):
-            a = int(np.searchsorted(pub, lo_pub, side="right"))
-            b = int(np.searchsorted(pub, T, side="right"))
+            a = int(pub.searchsorted(lo_pub, side="right"))
+            b = int(pub.searchsorted(T, side="right"))
             if b <= a or kf <= 0:
                 continue
-            s = exact_scores(u, emb[a:b], self.m.temperature, self.m.score_bias) * self.rules.fresh_boost
-            if b - a > kf:
-                top = np.argpartition(-s, kf - 1)[:kf]
-                thr = s[top].min()
-                top = np.flatnonzero(s >= thr)  # keep ties with the k-th
-            else:
-                top = np.arange(b - a)
-            rows_out.append(rows[a:b][top])
-            scores_out.append(s[top])
-        if not rows_out:
+            if b - a <= kf:
+                picked.append(rows[a:b])
+                continue
+            dots = emb[a:b] @ q
+            top = np.argpartition(dots, b - a - kf)[b - a - kf:]
+            thr = dots[top].min()
+            picked.append(rows[a:b][dots >= thr])  # keep ties with the k-th
+        if not picked:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        return np.concatenate(rows_out), np.concatenate(scores_out)
+        rows = np.concatenate(picked)
+        s = exact_scores(u, self.emb[rows], self.m.temperature, self.m.score_bias) * self.rules.fresh_boost
+        return rows, s
 
     def _promoted(self, u: np.ndarray, T: int, keep: int):
         if self.promo_rows.size == 0:

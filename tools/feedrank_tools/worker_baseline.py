@@ -177,6 +177,8 @@ class Worker:
 
     def _on_assign(self, consumer, partitions):
         self.log(f"assigned {', '.join(f'{p.topic}[{p.partition}]' for p in partitions)}")
+        if self.args.ready_file and partitions:
+            open(self.args.ready_file, "w").close()
         # States of partitions we may have lost and regained are reloaded from L4.
         self.states.clear()
         self.missing.clear()
@@ -376,7 +378,7 @@ def main(argv=None) -> int:
     p.add_argument("--idle-exit", type=float, default=0.0, help="stop after S idle seconds once records came")
     p.add_argument("--kafka", action="append", default=[], metavar="KEY=VALUE", help="extra librdkafka settings")
     p.add_argument("--index-cache", help="directory to keep built faiss indexes in")
-    p.add_argument("--ready-file", help="touch this file once the worker is consuming")
+    p.add_argument("--ready-file", help="touch this file once the group has assigned partitions")
     d = PipelineConfig()
     p.add_argument("--k", type=int, default=d.k)
     p.add_argument("--nprobe", type=int, default=d.nprobe)
@@ -403,8 +405,6 @@ def main(argv=None) -> int:
         w.stop = True
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    if args.ready_file:
-        open(args.ready_file, "w").close()
     log(f"consuming {args.activity_topic}, {args.requests_topic} as group {args.group}")
     t0 = time.monotonic()
     try:

@@ -90,6 +90,42 @@ def load_states(events_path: str, bundle: Bundle, user_ids: Optional[set] = None
     return states
 
 
+def load_states_cached(events_path: str, bundle: Bundle, cache: Optional[str], user_ids: Optional[set] = None,
+                       until: Optional[int] = None, log=None) -> dict:
+    """load_states, kept in `cache` (JSON lines: a header naming the events file, its size and
+    mtime, the model_version, `until` and the users; then one state JSON per line). A cache
+    whose header does not match is rebuilt."""
+    if not cache:
+        return load_states(events_path, bundle, user_ids, until, log)
+    st = os.stat(events_path)
+    header = {"events": os.path.abspath(events_path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+              "model_version": bundle.manifest.model_version, "until": until,
+              "users": None if user_ids is None else sorted(user_ids)}
+    if os.path.isfile(cache):
+        with open(cache, "rb") as f:
+            first = f.readline()
+            try:
+                same = json.loads(first) == header
+            except json.JSONDecodeError:
+                same = False
+            if same:
+                states = {}
+                for lineno, line in enumerate(f, 2):
+                    s = UserState.from_json(line, bundle.manifest)
+                    states[s.user_id] = s
+                if log:
+                    log(f"{cache}: {len(states)} states")
+                return states
+    states = load_states(events_path, bundle, user_ids, until, log)
+    tmp = cache + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(json.dumps(header) + "\n")
+        for s in states.values():
+            f.write(s.to_json() + "\n")
+    os.replace(tmp, cache)
+    return states
+
+
 def stderr_log(prefix: str):
     def log(msg: str) -> None:
         print(f"[{prefix}] {msg}", file=sys.stderr, flush=True)
