@@ -43,6 +43,16 @@ def recall(found, gt, k):
     return hits / (len(gt) * k)
 
 
+def code_memory(ivf):
+    """Bytes of PQ codes in the inverted lists (fast-scan lists are stored in padded blocks)."""
+    import faiss
+    invlists = faiss.downcast_InvertedLists(ivf.invlists)
+    sizes = [invlists.list_size(i) for i in range(ivf.nlist)]
+    if hasattr(invlists, "n_per_block"):
+        return sum((s + invlists.n_per_block - 1) // invlists.n_per_block * invlists.block_size for s in sizes)
+    return sum(sizes) * invlists.code_size
+
+
 def median_time(fn, repeat):
     times = []
     for _ in range(repeat):
@@ -102,8 +112,7 @@ def main():
         t0 = time.perf_counter()
         index.add(base)
         add_s = time.perf_counter() - t0
-        invlists = ivf.invlists
-        code_bytes = sum(invlists.list_size(i) for i in range(ivf.nlist)) * invlists.code_size
+        code_bytes = code_memory(ivf)
         refined = faiss.IndexRefineFlat(index, faiss.swig_ptr(base))
         refined.k_factor = args.refine
         print(f"{factory}: train {train_s:.1f} s, add {add_s:.1f} s, codes {code_bytes / 2**20:.1f} MiB",

@@ -2,10 +2,10 @@
 /// SIMD byte shuffle, sums in 16-bit lanes.
 ///
 /// The shuffle is written as `table[index[i]]` over SIMD16 lanes; LLVM lowers that pattern to
-/// one `pshufb` (SSSE3/AVX) when the index vector comes straight from memory. Masking the
-/// nibbles in the same function makes LLVM scalarize the lookups instead, so each block is
-/// first unpacked (nibbles to bytes) by a separate, non-inlined function into a small scratch
-/// buffer that the kernel then loads.
+/// one `pshufb` (needs SSSE3: the module is built with `-target-cpu haswell`). LLVM only does so
+/// while the index vector stays a vector: if the nibble masks' only users are the 16 lane
+/// extractions, it scalarizes the masks and then the lookups (16 byte loads per shuffle), so
+/// the kernel also ORs the masked vectors into `keep` and stores it to a scratch `sink`.
 enum FastScan {
     /// Quantizes a float table (M × 16, entry m·16 + c) to bytes for the kernel:
     /// q[m][c] = round((t[m][c] - min_m) · scale), so that for any code
@@ -33,19 +33,6 @@ enum FastScan {
         return (bias, 1 / scale)
     }
 
-    /// Splits a packed block (M/2 × 32 bytes) into M rows of 32 one-code bytes.
-    @inline(never)
-    static func unpack(_ block: UnsafePointer<UInt8>, subquantizers m: Int, into scratch: UnsafeMutablePointer<UInt8>) {
-        let src = UnsafeRawPointer(block)
-        let dst = UnsafeMutableRawPointer(scratch)
-        let mask = SIMD4<UInt64>(repeating: 0x0F0F_0F0F_0F0F_0F0F)
-        for p in 0..<(m / 2) {
-            let v = src.loadUnaligned(fromByteOffset: p * 32, as: SIMD4<UInt64>.self)
-            dst.storeBytes(of: v & mask, toByteOffset: p * 64, as: SIMD4<UInt64>.self)
-            dst.storeBytes(of: (v &>> 4) & mask, toByteOffset: p * 64 + 32, as: SIMD4<UInt64>.self)
-        }
-    }
-
     @inline(__always)
     static func shuffle(_ table: SIMD16<UInt8>, _ index: SIMD16<UInt8>) -> SIMD16<UInt8> {
         var r = SIMD16<UInt8>()
@@ -53,28 +40,41 @@ enum FastScan {
         return r
     }
 
-    /// Sums of the quantized table entries of 32 entries (one unpacked block), in four vectors:
-    /// lane l of `even0` is entry 2l, of `odd0` entry 2l + 1, of `even1` entry 16 + 2l, of
-    /// `odd1` entry 17 + 2l.
+    /// Sums of the quantized table entries of the 32 entries of one packed block, in four
+    /// vectors: lane l of `even0` is entry 2l, of `odd0` entry 2l + 1, of `even1` entry 16 + 2l,
+    /// of `odd1` entry 17 + 2l. `lut` holds M tables of 16 bytes.
     @inline(__always)
-    static func accumulate(_ lut: UnsafePointer<UInt8>, _ scratch: UnsafePointer<UInt8>, subquantizers m: Int)
+    static func accumulate(_ lut: UnsafePointer<UInt8>, block: UnsafePointer<UInt8>, subquantizers m: Int,
+                           sink: UnsafeMutableRawPointer)
         -> (even0: SIMD8<UInt16>, odd0: SIMD8<UInt16>, even1: SIMD8<UInt16>, odd1: SIMD8<UInt16>)
     {
-        let t = UnsafeRawPointer(lut), c = UnsafeRawPointer(scratch)
+        let t = UnsafeRawPointer(lut), c = UnsafeRawPointer(block)
+        let mask = SIMD16<UInt8>(repeating: 0x0F)
         var a0 = SIMD8<UInt16>(), b0 = SIMD8<UInt16>(), a1 = SIMD8<UInt16>(), b1 = SIMD8<UInt16>()
-        for s in 0..<m {
-            let table = t.loadUnaligned(fromByteOffset: s * 16, as: SIMD16<UInt8>.self)
-            let i0 = c.loadUnaligned(fromByteOffset: s * 32, as: SIMD16<UInt8>.self)
-            let i1 = c.loadUnaligned(fromByteOffset: s * 32 + 16, as: SIMD16<UInt8>.self)
-            let w0 = unsafeBitCast(shuffle(table, i0), to: SIMD8<UInt16>.self)
-            let w1 = unsafeBitCast(shuffle(table, i1), to: SIMD8<UInt16>.self)
+        // `keep` gives the masked index vectors a vector use besides the lookups; without it
+        // LLVM scalarizes the masks and with them the whole shuffle (see the type comment).
+        var keep = SIMD16<UInt8>()
+        for p in 0..<(m / 2) {
+            let c0 = c.loadUnaligned(fromByteOffset: p * 32, as: SIMD16<UInt8>.self)
+            let c1 = c.loadUnaligned(fromByteOffset: p * 32 + 16, as: SIMD16<UInt8>.self)
+            let lo0 = c0 & mask, lo1 = c1 & mask
+            let hi0 = unsafeBitCast(unsafeBitCast(c0, to: SIMD8<UInt16>.self) &>> 4, to: SIMD16<UInt8>.self) & mask
+            let hi1 = unsafeBitCast(unsafeBitCast(c1, to: SIMD8<UInt16>.self) &>> 4, to: SIMD16<UInt8>.self) & mask
+            keep |= (lo0 | hi0) | (lo1 | hi1)
+            let tLo = t.loadUnaligned(fromByteOffset: p * 32, as: SIMD16<UInt8>.self)
+            let tHi = t.loadUnaligned(fromByteOffset: p * 32 + 16, as: SIMD16<UInt8>.self)
             // Each 16-bit lane holds two entries' bytes: the low byte (even entry) and the high
             // byte (odd entry). a collects low + 256·high (mod 2^16), b the high bytes alone.
-            a0 &+= w0
-            b0 &+= w0 &>> 8
-            a1 &+= w1
-            b1 &+= w1 &>> 8
+            let w0 = unsafeBitCast(shuffle(tLo, lo0), to: SIMD8<UInt16>.self)
+            let x0 = unsafeBitCast(shuffle(tHi, hi0), to: SIMD8<UInt16>.self)
+            let w1 = unsafeBitCast(shuffle(tLo, lo1), to: SIMD8<UInt16>.self)
+            let x1 = unsafeBitCast(shuffle(tHi, hi1), to: SIMD8<UInt16>.self)
+            a0 &+= w0 &+ x0
+            b0 &+= (w0 &>> 8) &+ (x0 &>> 8)
+            a1 &+= w1 &+ x1
+            b1 &+= (w1 &>> 8) &+ (x1 &>> 8)
         }
+        sink.storeBytes(of: keep, as: SIMD16<UInt8>.self)
         return (a0 &- (b0 &<< 8), b0, a1 &- (b1 &<< 8), b1)
     }
 }

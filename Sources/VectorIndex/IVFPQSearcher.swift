@@ -24,7 +24,8 @@ public final class IVFPQSearcher {
     let coarse: UnsafeMutablePointer<Float>
     let lut: UnsafeMutablePointer<Float>
     let lut8: UnsafeMutablePointer<UInt8>
-    let unpacked: UnsafeMutablePointer<UInt8>
+    /// 16 bytes the fast-scan kernel stores to (see `FastScan.accumulate`).
+    let sink: UnsafeMutableRawPointer
     let sums: UnsafeMutablePointer<UInt16>
     let probes: UnsafeMutablePointer<Neighbor>
     var probeHeap = TopKHeap(capacity: 1)
@@ -32,6 +33,8 @@ public final class IVFPQSearcher {
     var heaps: [TopKHeap] = []
     var results: UnsafeMutablePointer<Neighbor>
     var resultCapacity: Int
+    var rowPointers = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: 256)
+    var rowPointerCapacity = 256
     var labelResultCounts: [Int] = []
     var labelResultStride = 0
     // Per-query quantized-table parameters (4-bit).
@@ -48,7 +51,7 @@ public final class IVFPQSearcher {
         coarse = .allocate(capacity: nlist)
         lut = .allocate(capacity: m * ksub)
         lut8 = .allocate(capacity: m * 16)
-        unpacked = .allocate(capacity: m * 32 + 64)
+        sink = .allocate(byteCount: 16, alignment: 16)
         sums = .allocate(capacity: 32)
         probes = .allocate(capacity: nlist)
         resultCapacity = 1024
@@ -57,8 +60,8 @@ public final class IVFPQSearcher {
     }
 
     deinit {
-        coarse.deallocate(); lut.deallocate(); lut8.deallocate(); unpacked.deallocate()
-        sums.deallocate(); probes.deallocate(); results.deallocate()
+        coarse.deallocate(); lut.deallocate(); lut8.deallocate(); sink.deallocate()
+        sums.deallocate(); probes.deallocate(); results.deallocate(); rowPointers.deallocate()
         probeHeap.deallocate(); refineHeap.deallocate()
         for h in heaps { h.deallocate() }
     }
@@ -172,15 +175,26 @@ public final class IVFPQSearcher {
     func selectProbes(_ nprobe: Int, candidates: UnsafeBufferPointer<Int32>?) -> Int {
         let want = max(1, min(nprobe, nlist))
         probeHeap.reset(capacity: want)
-        index.centroidHalfNorms.withUnsafeBufferPointer { h in
+        index.centroidHalfNorms.withUnsafeBufferPointer { hb in
+            let h = hb.baseAddress!
             if let candidates {
                 for l32 in candidates {
                     let l = Int(l32)
                     probeHeap.push(coarse[l] - h[l], Int64(l))
                 }
-            } else {
-                for l in 0..<nlist { probeHeap.push(coarse[l] - h[l], Int64(l)) }
+                return
             }
+            // All lists: 8 at a time, touching the heap only when a lane beats its threshold.
+            var l = 0
+            while l + 8 <= nlist {
+                let v = UnsafeRawPointer(coarse + l).loadUnaligned(as: SIMD8<Float>.self)
+                    - UnsafeRawPointer(h + l).loadUnaligned(as: SIMD8<Float>.self)
+                if any(v .> SIMD8<Float>(repeating: probeHeap.threshold)) {
+                    for j in 0..<8 { probeHeap.push(v[j], Int64(l + j)) }
+                }
+                l += 8
+            }
+            while l < nlist { probeHeap.push(coarse[l] - h[l], Int64(l)); l += 1 }
         }
         return probeHeap.sortedResults(into: probes)
     }
@@ -262,8 +276,7 @@ public final class IVFPQSearcher {
             let need = (threshold - listBase) * scale
             if need > 65535 { return }      // nothing left in this list can enter
             let needQ = need <= 0 ? UInt16(0) : UInt16(need)
-            FastScan.unpack(codes + b * blockBytes, subquantizers: mm, into: unpacked)
-            let (e0, o0, e1, o1) = FastScan.accumulate(lut8, unpacked, subquantizers: mm)
+            let (e0, o0, e1, o1) = FastScan.accumulate(lut8, block: codes + b * blockBytes, subquantizers: mm, sink: sink)
             let best = pointwiseMax(pointwiseMax(e0, o0), pointwiseMax(e1, o1))
             guard any(best .>= SIMD8<UInt16>(repeating: needQ)) else { continue }
             let raw = UnsafeMutableRawPointer(sums)
@@ -298,10 +311,22 @@ public final class IVFPQSearcher {
             return kept
         }
         refineHeap.reset(capacity: k)
-        for i in 0..<heap.count {
-            let id = heap.ids[i]
-            guard let v = refine.vector(id) else { continue }
-            refineHeap.push(VectorMath.dot(query, v, count: d), id)
+        // Candidates' rows are scattered in memory: first touch every cache line of every row
+        // (independent loads the CPU overlaps), then compute the exact scores.
+        let n = heap.count
+        ensureRowPointers(n)
+        var touch: Float = 0
+        for i in 0..<n {
+            let v = refine.vector(heap.ids[i])
+            rowPointers[i] = v
+            guard let v else { continue }
+            var off = 0
+            while off < d { touch += v[off]; off += 16 }
+        }
+        sink.storeBytes(of: touch, as: Float.self)
+        for i in 0..<n {
+            guard let v = rowPointers[i] else { continue }
+            refineHeap.push(VectorMath.dot(query, v, count: d), heap.ids[i])
         }
         return refineHeap.sortedResults(into: out)
     }
@@ -311,6 +336,13 @@ public final class IVFPQSearcher {
         results.deallocate()
         resultCapacity = max(n, 2 * resultCapacity)
         results = .allocate(capacity: resultCapacity)
+    }
+
+    func ensureRowPointers(_ n: Int) {
+        guard n > rowPointerCapacity else { return }
+        rowPointers.deallocate()
+        rowPointerCapacity = max(n, 2 * rowPointerCapacity)
+        rowPointers = .allocate(capacity: rowPointerCapacity)
     }
 
     func ensureHeaps(_ n: Int) {

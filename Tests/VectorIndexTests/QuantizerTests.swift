@@ -132,12 +132,13 @@ struct QuantizerTests {
         let layout = CodeLayout.fastScan4(subquantizers: m)
         var packed = [UInt8](repeating: 0, count: layout.codeBytes(count: n))
         unpackedCodes.withUnsafeBufferPointer { u in packed.withUnsafeMutableBufferPointer { layout.pack(u.baseAddress!, count: n, into: $0.baseAddress!) } }
-        var scratch = [UInt8](repeating: 0, count: m * 32)
+        var sink = [UInt8](repeating: 0, count: 16)
         for block in 0..<2 {
             let sums: [UInt16] = packed.withUnsafeBufferPointer { p in
-                scratch.withUnsafeMutableBufferPointer { s in
-                    FastScan.unpack(p.baseAddress! + block * 16 * m, subquantizers: m, into: s.baseAddress!)
-                    let (e0, o0, e1, o1) = q8.withUnsafeBufferPointer { FastScan.accumulate($0.baseAddress!, UnsafePointer(s.baseAddress!), subquantizers: m) }
+                sink.withUnsafeMutableBytes { s in
+                    let (e0, o0, e1, o1) = q8.withUnsafeBufferPointer {
+                        FastScan.accumulate($0.baseAddress!, block: p.baseAddress! + block * 16 * m, subquantizers: m, sink: s.baseAddress!)
+                    }
                     var out = [UInt16](repeating: 0, count: 32)
                     for l in 0..<8 { out[2 * l] = e0[l]; out[2 * l + 1] = o0[l]; out[16 + 2 * l] = e1[l]; out[17 + 2 * l] = o1[l] }
                     return out
