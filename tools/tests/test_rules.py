@@ -192,3 +192,26 @@ def test_select_equals_the_literal_rules_on_random_catalogues(seed):
 def _manifest():
     from conftest import tiny_manifest
     return tiny_manifest()
+
+
+def test_rank_case_rebuilds_the_state_and_returns_a_ranked_contract_list(bundle):
+    from feedrank_tools.rank_reference import rank_case
+    from feedrank_tools.reference import Tower
+    from feedrank_tools.rules import Catalogue
+    cat = Catalogue.from_bundle(bundle)
+    tower = Tower(bundle.tower_weights)
+    at = 1795600000000 + 10  # items 10..15 were published at +0..+5 ms: all fresh
+    events = [{"event_id": "e-1", "user_id": 7, "item_id": 12, "action": "impression", "ts": at - 1000},
+              {"event_id": "e-2", "user_id": 7, "item_id": 13, "action": "click", "ts": at - 500}]
+    res = rank_case({"user_id": 7, "events": events, "at": at, "device": "ios"}, bundle, cat, tower, 6)
+    ids = [it["item_id"] for it in res["items"]]
+    assert res["user_id"] == 7 and res["cold_start"] is False
+    assert 12 not in ids  # impressed 1 s before T
+    # Items 10..15: 10 is promoted (rank 3 only); 4 organic left after the impression: the list
+    # ends after rank 5 (rank 6 is no slot).
+    assert len(ids) == 5 and res["short"] is True
+    assert [it["promoted"] for it in res["items"]] == [False, False, True, False, False] and ids[2] == 10
+    assert [it["rank"] for it in res["items"]] == [1, 2, 3, 4, 5]
+    cold = rank_case({"user_id": 8, "events": [], "at": at, "device": None}, bundle, cat, tower, 6)
+    assert cold["cold_start"] is True and not cold["short"]
+    assert sorted(it["item_id"] for it in cold["items"]) == [10, 11, 12, 13, 14, 15]
