@@ -56,7 +56,8 @@ log "phase 1: the broker's own limit"
 
 ready="$RUN_DIR/$RUN.ready"
 "$PY" "$FEEDRANK_ROOT/tools/worker_baseline.py" --bundle "$WORLD/bundle" --brokers "$BROKERS" "${TOPICS[@]}" \
-  --group "bench-$RUN" --redis "redis://127.0.0.1:$REDIS_PORT/$REDIS_DB" --index-cache "$CACHE/faiss" \
+  --group "bench-$RUN" --redis "redis://127.0.0.1:$REDIS_PORT/$REDIS_DB" --key-prefix "bench-$RUN:" \
+  --index-cache "$CACHE/faiss" \
   --duration "$MAX_SECONDS" --ready-file "$ready" >"$RUN_DIR/$RUN.worker.json" 2>"$RUN_DIR/$RUN.worker.log" &
 worker_pid=$!
 log "worker pid $worker_pid; waiting for its group assignment (bundle + indexes load first)"

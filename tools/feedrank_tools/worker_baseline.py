@@ -130,6 +130,7 @@ class Worker:
         self.pipe = pipe
         self.log = log
         self.pub = published_index(pipe.cat)
+        self.kp = args.key_prefix
         self.redis = redis.Redis.from_url(args.redis)
         self.redis.ping()
         common = {"bootstrap.servers": args.brokers}
@@ -194,7 +195,7 @@ class Worker:
         want = [u for u in user_ids if u not in self.states and u not in self.missing]
         if not want:
             return
-        vals = self.redis.mget([f"features:user:{u}" for u in want])
+        vals = self.redis.mget([f"{self.kp}features:user:{u}" for u in want])
         for u, v in zip(want, vals):
             if v is None:
                 self.missing.add(u)
@@ -214,7 +215,7 @@ class Worker:
                         self.m.model_version, st is None, T, self.pub)
         body = dumps(resp)
         self.produce(topic, str(user_id).encode(), body)
-        rpipe.set(f"rankings:user:{user_id}", body, ex=L1_TTL_S)
+        rpipe.set(f"{self.kp}rankings:user:{user_id}", body, ex=L1_TTL_S)
         self.stats["ranked"] += 1
 
     def from_cache(self, req, cached, T) -> bool:
@@ -279,7 +280,7 @@ class Worker:
                     self.produce(a.responses_topic, m.key(), dumps(error_response(e.request_id, e.user_id, e.message)))
                     self.stats["error_responses"] += 1
         self.restore({p[2].user_id if p[1] == "activity" else p[2]["user_id"] for p in parsed})
-        cache_keys = [f"rankings:user:{p[2]['user_id']}" for p in parsed if p[1] == "request" and not p[2]["fresh"]]
+        cache_keys = [f"{self.kp}rankings:user:{p[2]['user_id']}" for p in parsed if p[1] == "request" and not p[2]["fresh"]]
         cached = dict(zip(cache_keys, self.redis.mget(cache_keys))) if cache_keys else {}
         dirty = {}
         due = time.monotonic() + a.coalesce_ms / 1000.0
@@ -306,7 +307,7 @@ class Worker:
                     self.last_device[uid] = req["device"]
                 T = req["ts"] if req["ts"] is not None else m.timestamp()[1]
                 topic = req["reply_to"] or a.responses_topic
-                hit = False if req["fresh"] else self.from_cache(req, cached.get(f"rankings:user:{uid}"), T)
+                hit = False if req["fresh"] else self.from_cache(req, cached.get(f"{self.kp}rankings:user:{uid}"), T)
                 if hit:
                     hit["request_id"] = req["request_id"]
                     hit["trigger"] = "request"
@@ -325,8 +326,8 @@ class Worker:
             for u, emb in zip(uids, U):
                 st = self.states[u]
                 body = st.to_json()
-                rpipe.set(f"embedding:user:{u}", emb.astype("<f4").tobytes(), ex=L2_TTL_S)
-                rpipe.set(f"features:user:{u}", body, ex=L4_TTL_S)
+                rpipe.set(f"{self.kp}embedding:user:{u}", emb.astype("<f4").tobytes(), ex=L2_TTL_S)
+                rpipe.set(f"{self.kp}features:user:{u}", body, ex=L4_TTL_S)
                 if a.state_topic:
                     self.produce(a.state_topic, str(u).encode(), body.encode(), partition=dirty[u])
         if len(rpipe):
@@ -372,6 +373,7 @@ def main(argv=None) -> int:
     p.add_argument("--responses-topic", default="ranking-responses")
     p.add_argument("--dlq-topic", default="ranking-dlq")
     p.add_argument("--state-topic", default="user-state", help="'' disables the changelog")
+    p.add_argument("--key-prefix", default="", help="prefix of every Redis key (benchmarks, tests)")
     p.add_argument("--coalesce-ms", type=float, default=200.0)
     p.add_argument("--max-batch", type=int, default=500)
     p.add_argument("--duration", type=float, default=0.0, help="stop after S seconds (0 = no limit)")
