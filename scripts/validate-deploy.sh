@@ -32,12 +32,12 @@ step() { # name, command...
   if "$@"; then log "validate: $name: ok"; else log "validate: $name: FAILED"; failed+=("$name"); fi
 }
 
-step "topics and record schemas" "$PY" -m pytest -q -p no:cacheprovider tools/tests/test_schemas.py
+step "topics and record schemas" "$PY" -m pytest -q -p no:cacheprovider --noconftest tools/tests/test_schemas.py
 step "hadolint docker/Dockerfile" "$VENV_DIR/bin/hadolint" --no-color --config docker/hadolint.yaml docker/Dockerfile
 step "Dockerfile build context" "$PY" tools/deploy_checks.py dockerfile
 step "compose.yaml and monitoring" "$PY" tools/deploy_checks.py compose
 step "helm chart" "$PY" tools/deploy_checks.py helm
-step "deployment checkers" "$PY" -m pytest -q -p no:cacheprovider tools/tests/test_deploy_checks.py
+step "deployment checkers" "$PY" -m pytest -q -p no:cacheprovider --noconftest tools/tests/test_deploy_checks.py
 
 if [ ${#failed[@]} -gt 0 ]; then
   log "deployment validation FAILED: ${failed[*]}"
