@@ -107,7 +107,7 @@ final class ConsumerCore: @unchecked Sendable {
 
     private func deliver(_ record: KafkaRecord) {
         let waiter = state.withLock { s -> CheckedContinuation<KafkaRecord?, Error>? in
-            guard s.assignment.contains(record.topicPartition) else { return nil }
+            guard s.finished == nil, s.assignment.contains(record.topicPartition) else { return nil }
             s.lastError = nil
             if let w = s.waiter { s.waiter = nil; return w }
             s.buffer.append(record)
@@ -210,9 +210,12 @@ final class ConsumerCore: @unchecked Sendable {
         finish(nil)
     }
 
+    func finishRecords() { finish(nil) }
+
     private func finish(_ error: KafkaError?) {
         let waiter = state.withLock { s -> CheckedContinuation<KafkaRecord?, Error>? in
             if s.finished == nil { s.finished = .some(error) }
+            s.buffer.removeAll()
             defer { s.waiter = nil }
             return s.waiter
         }

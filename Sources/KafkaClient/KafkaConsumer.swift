@@ -188,6 +188,13 @@ public final class KafkaConsumer: Sendable {
     /// The last client-level error (broker down, ...), nil while healthy.
     public var lastClientError: KafkaError? { core.state.withLock { $0.lastError } }
 
+    /// Ends `records` (the current iteration returns nil) while staying in the group: the poll
+    /// thread keeps serving rebalances and commits still work. For an orderly shutdown: stop
+    /// the records, finish and commit in-flight work, then `close()`.
+    public func stopRecords() {
+        core.finishRecords()
+    }
+
     /// Leaves the group (revoking partitions through the rebalance handler), stops the poll
     /// thread and ends `records`. Blocking; idempotent.
     public func close() {

@@ -1,3 +1,3 @@
 import FeedRankCLI
 
-await FeedRankCommand.main()
+await FeedRankCommand.runMain()

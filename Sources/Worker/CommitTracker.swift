@@ -1,0 +1,79 @@
+import KafkaClient
+import Synchronization
+
+/// Per input partition, which offsets are safe to commit (see `OffsetTracker`), shared by the
+/// lanes (begin), the output callbacks (complete) and the committer.
+final class CommitTracker: Sendable {
+    private struct State {
+        var trackers: [TopicPartition: OffsetTracker] = [:]
+        var committed: [TopicPartition: Int64] = [:]
+        var inFlight = 0
+    }
+    private let state = Mutex(State())
+
+    func begin(_ tp: TopicPartition, _ offset: Int64, outputs: Int) {
+        state.withLock { s in
+            s.trackers[tp, default: OffsetTracker()].begin(offset, outputs: outputs)
+            s.inFlight += outputs > 0 ? 1 : 0
+        }
+    }
+
+    func addOutputs(_ tp: TopicPartition, _ offset: Int64, _ n: Int) {
+        guard n > 0 else { return }
+        state.withLock { s in s.trackers[tp]?.addOutputs(offset, n) }
+    }
+
+    func complete(_ tp: TopicPartition, _ offset: Int64) {
+        state.withLock { s in
+            guard var t = s.trackers[tp] else { return }
+            let before = t.active
+            t.complete(offset)
+            s.inFlight -= before - t.active
+            s.trackers[tp] = t
+        }
+    }
+
+    func abandon(_ tp: TopicPartition, _ offset: Int64) {
+        state.withLock { s in
+            guard var t = s.trackers[tp] else { return }
+            let before = t.active
+            t.abandon(offset)
+            s.inFlight -= before - t.active
+            s.trackers[tp] = t
+        }
+    }
+
+    /// Records in flight over all partitions.
+    var inFlight: Int { state.withLock { $0.inFlight } }
+
+    /// Records of these partitions whose outputs are still unacknowledged.
+    func active(_ tps: Set<TopicPartition>) -> Int {
+        state.withLock { s in tps.reduce(0) { $0 + (s.trackers[$1]?.active ?? 0) } }
+    }
+
+    /// Commit positions that moved since the last `markCommitted`.
+    func pendingCommits(_ only: Set<TopicPartition>? = nil) -> [TopicPartition: Int64] {
+        state.withLock { s in
+            var out: [TopicPartition: Int64] = [:]
+            for (tp, t) in s.trackers where only?.contains(tp) ?? true {
+                if let p = t.position, p > (s.committed[tp] ?? -1) { out[tp] = p }
+            }
+            return out
+        }
+    }
+
+    func markCommitted(_ offsets: [TopicPartition: Int64]) {
+        state.withLock { s in for (tp, o) in offsets { s.committed[tp] = max(o, s.committed[tp] ?? -1) } }
+    }
+
+    /// Forgets partitions (after revocation: a later owner starts from the committed offsets).
+    func remove(_ tps: Set<TopicPartition>) {
+        state.withLock { s in
+            for tp in tps {
+                s.inFlight -= s.trackers[tp]?.active ?? 0
+                s.trackers[tp] = nil
+                s.committed[tp] = nil
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+/// Which offsets of one input partition may be committed: a record's offset is done when
+/// every output it caused is acknowledged; the commit position is the first offset not done
+/// (everything below it is safe). Records complete out of order (a Redis reply may come
+/// before a delivery report of an earlier record); the position only moves over a done prefix.
+public struct OffsetTracker: Sendable {
+    /// Outstanding outputs per in-flight offset, in offset order.
+    private var pending: [(offset: Int64, outstanding: Int)] = []
+    private var head = 0
+    /// The next offset to commit (last done + 1), nil before the first record.
+    public private(set) var position: Int64?
+
+    public init() {}
+
+    /// Starts tracking a record with `outputs` outputs still to be acknowledged
+    /// (0: done at once). Offsets must be registered in increasing order.
+    public mutating func begin(_ offset: Int64, outputs: Int) {
+        precondition(pending.last.map { $0.offset < offset } ?? true, "offsets must increase: \(offset)")
+        pending.append((offset, outputs))
+        advance()
+    }
+
+    /// One output of `offset` was acknowledged.
+    public mutating func complete(_ offset: Int64) {
+        // In-flight windows are small; search from the head.
+        for i in head..<pending.count where pending[i].offset == offset {
+            if pending[i].outstanding < 0 { return }  // abandoned
+            precondition(pending[i].outstanding > 0, "offset \(offset) completed more often than registered")
+            pending[i].outstanding -= 1
+            break
+        }
+        advance()
+    }
+
+    /// Gives up on a record that will not be processed here (its partition was revoked before
+    /// it ran): the commit position never passes it, so the next owner processes it.
+    public mutating func abandon(_ offset: Int64) {
+        for i in head..<pending.count where pending[i].offset == offset {
+            pending[i].outstanding = Int.min / 2
+            abandoned += 1
+            return
+        }
+    }
+
+    /// Records begun, not done and not abandoned.
+    public var active: Int { inFlight - abandoned }
+    private var abandoned = 0
+
+    /// Adds outputs to a record still in flight (e.g. a coalesced re-rank attached to it).
+    public mutating func addOutputs(_ offset: Int64, _ n: Int) {
+        for i in head..<pending.count where pending[i].offset == offset {
+            pending[i].outstanding += n
+            return
+        }
+        preconditionFailure("offset \(offset) is not in flight")
+    }
+
+    /// Records begun and not yet done.
+    public var inFlight: Int { pending.count - head }
+
+    public func isInFlight(_ offset: Int64) -> Bool {
+        pending[head...].contains { $0.offset == offset }
+    }
+
+    private mutating func advance() {
+        while head < pending.count && pending[head].outstanding == 0 {
+            position = pending[head].offset + 1
+            head += 1
+        }
+        if head > 1024 && head * 2 > pending.count {
+            pending.removeFirst(head)
+            head = 0
+        }
+    }
+}
