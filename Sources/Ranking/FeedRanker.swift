@@ -22,6 +22,12 @@ public final class FeedRanker {
     }
 
     public func rank(_ input: RankingInput) -> RankingOutput {
+        rank(input, userEmbedding: nil)
+    }
+
+    /// Ranks with a user embedding computed elsewhere (batch jobs embed 1,000 users with one
+    /// sgemm per layer); `userEmbedding` must be what `UserEncoder` gives for the input.
+    public func rank(_ input: RankingInput, userEmbedding: UnsafeBufferPointer<Float>?) -> RankingOutput {
         let clock = ContinuousClock()
         var timings = RankingTimings()
         var t0 = clock.now
@@ -32,7 +38,12 @@ public final class FeedRanker {
             t0 = now
         }
 
-        u.withUnsafeMutableBufferPointer { encoder.embed(state: input.state, at: input.at, device: input.device, into: $0) }
+        if let given = userEmbedding {
+            precondition(given.count == u.count, "rank: user embedding has \(given.count) floats, needs \(u.count)")
+            for i in 0..<u.count { u[i] = given[i] }
+        } else {
+            u.withUnsafeMutableBufferPointer { encoder.embed(state: input.state, at: input.at, device: input.device, into: $0) }
+        }
         lap(\.tower)
 
         let rules = catalog.rules
