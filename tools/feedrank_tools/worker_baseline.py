@@ -24,8 +24,9 @@ to the same member). Per poll batch (up to --max-batch records), in partition or
 After the batch: embeddings of the users whose state changed (one tower forward) to L2
 (`embedding:user:{id}`, little-endian float32, TTL 1 h), their states to L4 (TTL 30 min) and
 to --state-topic (key user_id, the source partition), all Redis writes in one pipeline; then
-producer.flush() (every delivery acknowledged) and only then a synchronous commit of the
-batch's offsets. A failed delivery or Redis write stops the worker without committing.
+producer.flush() (every delivery acknowledged) and only then a commit of the
+batch's offsets (asynchronous, off the latency path). A failed delivery or Redis write stops the
+worker without committing.
 
 Limits of this baseline (it is a comparison, not the product): state restore reads L4 only (not
 the user-state topic); an activity re-rank is published after its events were committed.
@@ -259,6 +260,11 @@ class Worker:
                 first_record = first_record or last_record
             self.process(good, received)
         self.flush_pending(force=True)
+        if self.stats["commits"]:
+            try:
+                self.consumer.commit(asynchronous=False)  # the last positions, synchronously
+            except Exception as e:  # nothing new to commit
+                self.log(f"final commit: {e}")
         self.consumer.close()
         self.producer.flush(30)
         return started, first_record, last_record
@@ -336,11 +342,23 @@ class Worker:
             self.producer.flush()
             if self.delivery_errors:
                 raise RuntimeError(f"delivery failed: {self.delivery_errors[0]} (batch not committed)")
-            self.consumer.commit(asynchronous=False)
+            # Every output of these records is acknowledged: commit their offsets. Asynchronous:
+            # the commit is off the latency path, and a lost commit only means redelivery,
+            # which the states' src offsets and event ids make harmless.
+            self.consumer.commit(offsets=self._next_offsets(msgs), asynchronous=True)
             self.stats["commits"] += 1
             self.stats["batches"] += 1
         else:
             self.producer.poll(0)
+
+    @staticmethod
+    def _next_offsets(msgs):
+        from confluent_kafka import TopicPartition
+        last = {}
+        for m in msgs:
+            k = (m.topic(), m.partition())
+            last[k] = max(last.get(k, -1), m.offset())
+        return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
 
     def flush_pending(self, rpipe=None, force=False):
         if not self.pending:
