@@ -6,6 +6,7 @@
 #   scripts/bench-index.sh                      # data/synth-1m, nlist 4096, refine 4
 #   NLIST=1024 REFINE=8 NPROBE=8,16,32 scripts/bench-index.sh
 #   DATA=/path/with/base+queries+gt scripts/bench-index.sh
+#   FEEDRANK_BIN=path/to/feedrank scripts/bench-index.sh   # skip the build
 #
 # Generates data/synth-1m with tools/gen_synthetic.py when missing, installs
 # tools/requirements-bench.txt (faiss-cpu) into .venv, builds feedrank in release mode.
@@ -37,9 +38,13 @@ if [ ! -f "$DATA/gt.ivecs" ]; then
   "$VENV_DIR/bin/python" tools/gen_synthetic.py --out "$DATA"
 fi
 
-log "building feedrank (release)"
-swift build -c release --scratch-path "$SCRATCH" --product feedrank >/dev/null
-BIN="$SCRATCH/release/feedrank"
+if [ -n "${FEEDRANK_BIN:-}" ]; then
+  BIN="$FEEDRANK_BIN"     # a prebuilt feedrank (or any binary with the `index bench` subcommand)
+else
+  log "building feedrank (release)"
+  swift build -c release --scratch-path "$SCRATCH" --product feedrank >/dev/null
+  BIN="$SCRATCH/release/feedrank"
+fi
 
 log "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(swift --version 2>/dev/null | head -1)"
 log "feedrank index bench"

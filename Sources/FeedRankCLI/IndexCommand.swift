@@ -297,6 +297,7 @@ private final class ProgressReporter {
     private var phase = ""
     private var phaseClock = Stopwatch()
     private var lastLog = -1.0
+    private var lastDone = -1
     private var barShown = false
 
     init(task: String) { self.task = task }
@@ -307,6 +308,8 @@ private final class ProgressReporter {
     }
 
     func update(_ p: IndexProgress) {
+        if p.phase == phase && p.done == lastDone { return }
+        lastDone = p.done
         if p.phase != phase {
             phase = p.phase
             phaseClock = Stopwatch()
