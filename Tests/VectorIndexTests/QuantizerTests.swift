@@ -55,9 +55,9 @@ struct QuantizerTests {
     @Test("PQ: a vector made of codebook centroids encodes to them; others decode within bounds",
           arguments: [8, 4])
     func pqEncodeDecodeErrorBounds(bits: Int) throws {
-        let data = TestData(count: 3000, dimension: 16, clusters: 20, spread: 0.5)
+        let data = TestData(count: 1500, dimension: 16, clusters: 20, spread: 0.5)
         var pq = try ProductQuantizer(dimension: 16, subquantizers: 4, bits: bits)
-        try data.vectors.withUnsafeBufferPointer { try pq.train($0, count: data.count, iterations: 15, seed: 5) }
+        try data.vectors.withUnsafeBufferPointer { try pq.train($0, count: data.count, iterations: 8, seed: 5) }
         var codes = [UInt8](repeating: 0, count: data.count * 4)
         data.vectors.withUnsafeBufferPointer { v in codes.withUnsafeMutableBufferPointer { pq.encode(v, count: data.count, into: $0) } }
         #expect(codes.allSatisfy { Int($0) < pq.ksub })

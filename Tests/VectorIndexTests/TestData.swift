@@ -68,7 +68,7 @@ func makeIndex(_ data: TestData, nlist: Int = 16, m: Int = 4, bits: Int = 8, lab
                seed: UInt64 = 99) throws -> IVFPQIndex {
     let index = try IVFPQIndex(configuration: IVFPQConfiguration(
         dimension: data.dimension, nlist: nlist, subquantizers: m, bitsPerCode: bits,
-        coarseIterations: 10, pqIterations: 10, seed: seed))
+        coarseIterations: 6, pqIterations: 6, seed: seed))
     try data.vectors.withUnsafeBufferPointer { try index.train($0, count: data.count) }
     let labels = (0..<data.count).map { UInt16(data.cluster[$0] % labelCount) }
     try data.vectors.withUnsafeBufferPointer {
