@@ -335,16 +335,14 @@ private final class ProgressReporter {
     }
 }
 
-/// Bad flags: exit status 2, one line naming the flag (contract section 6).
+/// Bad flags: exit status 2, one line naming the flag (contract section 6; `CLIError`).
 private func usageError(_ message: String) -> Error {
-    writeStderr("feedrank index: \(message)\n")
-    return ExitCode(2)
+    CLIError.usage("index: \(message)")
 }
 
 /// Failure at run time: exit status 1, one line naming the file or step.
 private func runtimeError(_ message: String) -> Error {
-    writeStderr("feedrank index: \(message)\n")
-    return ExitCode(1)
+    CLIError.runtime("index: \(message)")
 }
 
 private func formatBytes(_ n: Int) -> String {
