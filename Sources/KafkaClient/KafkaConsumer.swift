@@ -155,6 +155,17 @@ public final class KafkaConsumer: Sendable {
         return (low, high)
     }
 
+    /// The watermarks of a partition as the last fetch response reported them (no broker round
+    /// trip; nil before the first fetch of it). Tansu's ListOffsets answer (`watermarks`) is the
+    /// base offset of the partition's last record batch + 1, short of the end when that batch
+    /// holds several records; its fetch responses carry the true high watermark.
+    public func fetchedWatermarks(_ tp: TopicPartition) -> (low: Int64, high: Int64)? {
+        var low: Int64 = -1, high: Int64 = -1
+        let err = rd_kafka_get_watermark_offsets(core.handle.pointer, tp.topic, tp.partition, &low, &high)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 else { return nil }
+        return (low, high)
+    }
+
     /// For each partition, the earliest offset whose timestamp is >= the given time (ms);
     /// the high watermark when there is none. (Tansu answers with the earliest offset:
     /// callers must still skip older records themselves.)
