@@ -116,8 +116,10 @@ final class Lane: @unchecked Sendable {
         // Outputs: the user-state changelog record (partition p, like the input) and the L4 + L2 writes.
         context.tracker.addOutputs(tp, record.offset, 2)
         let key = String(event.userId)
+        // The model_version header tells replay and batch which model wrote the state.
         context.sink.produce(OutgoingRecord(topic: context.config.topics.state, partition: record.partition,
-                                            key: key, value: stateJSON)) { [context] _ in
+                                            key: key, value: stateJSON,
+                                            headers: [KafkaHeader(key: ModelVersionCheck.header, string: context.modelVersion)])) { [context] _ in
             context.tracker.complete(tp, record.offset)
         }
         let cache = context.config.cache
