@@ -230,11 +230,6 @@ struct IndexBenchCommand: ParsableCommand {
 
 // MARK: Helpers
 
-private func writeStderr(_ text: String) {
-    var text = text
-    text.withUTF8 { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
-}
-
 private func overlap(_ res: UnsafeBufferPointer<Neighbor>, _ gt: [Int32], row: Int, width: Int, k: Int) -> Int {
     var hits = 0
     let truth = gt[(row * width)..<(row * width + k)]
@@ -286,52 +281,6 @@ private struct Stopwatch {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec - start.tv_sec) + Double(ts.tv_nsec - start.tv_nsec) * 1e-9
-    }
-}
-
-/// Progress of a long command: a redrawn bar with ETA on a terminal, otherwise a log line at
-/// most every 5 seconds (and at each phase change).
-private final class ProgressReporter {
-    let task: String
-    let isTerminal = isatty(STDERR_FILENO) != 0
-    private var phase = ""
-    private var phaseClock = Stopwatch()
-    private var lastLog = -1.0
-    private var lastDone = -1
-    private var barShown = false
-
-    init(task: String) { self.task = task }
-
-    func log(_ message: String) {
-        if barShown { writeStderr("\n"); barShown = false }
-        writeStderr("\(task): \(message)\n")
-    }
-
-    func update(_ p: IndexProgress) {
-        if p.phase == phase && p.done == lastDone { return }
-        lastDone = p.done
-        if p.phase != phase {
-            phase = p.phase
-            phaseClock = Stopwatch()
-            lastLog = -1
-            if !isTerminal { log("\(phase) started") }
-        }
-        let elapsed = phaseClock.seconds
-        let fraction = p.total > 0 ? Double(p.done) / Double(p.total) : 0
-        let eta = fraction > 0 ? elapsed / fraction - elapsed : 0
-        if isTerminal {
-            let width = 30, filled = Int(fraction * Double(width))
-            let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-            writeStderr("\r\(task): \(phase) [\(bar)] \(Int(fraction * 100))% \(p.done)/\(p.total) ETA \(Int(eta.rounded())) s   ")
-            barShown = true
-        } else if elapsed - lastLog >= 5 || p.done == p.total {
-            lastLog = elapsed
-            writeStderr("\(task): \(phase) \(p.done)/\(p.total) (\(Int(fraction * 100))%), elapsed \(Int(elapsed)) s, ETA \(Int(eta.rounded())) s\n")
-        }
-    }
-
-    func finish() {
-        if barShown { writeStderr("\n"); barShown = false }
     }
 }
 
