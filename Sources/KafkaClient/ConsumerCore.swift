@@ -8,8 +8,8 @@ import Synchronization
 /// calls made after unlocking.
 final class ConsumerCore: @unchecked Sendable {
     struct State {
-        var buffer = Deque<KafkaRecord>()
-        var waiter: CheckedContinuation<KafkaRecord?, Error>?
+        var buffer = Deque<ConsumerEvent>()
+        var waiter: CheckedContinuation<ConsumerEvent?, Error>?
         /// nil while running; set when the stream has ended (nil error = closed normally).
         var finished: KafkaError?? = nil
         var assignment = Set<TopicPartition>()
@@ -54,13 +54,17 @@ final class ConsumerCore: @unchecked Sendable {
         case RD_KAFKA_EVENT_FETCH:
             while let msg = rd_kafka_event_message_next(ev) {
                 if msg.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                    if msg.pointee.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { continue }
+                    if msg.pointee.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                        let topic = msg.pointee.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+                        deliver(.endOfPartition(TopicPartition(topic, msg.pointee.partition), nextOffset: msg.pointee.offset))
+                        continue
+                    }
                     let e = KafkaError.from(msg.pointee.err, context: "consume")
                     logger.warning("consumer error: \(e.message)")
                     state.withLock { $0.lastError = e }
                     continue
                 }
-                deliver(Self.record(from: msg))
+                deliver(.record(Self.record(from: msg)))
             }
         case RD_KAFKA_EVENT_REBALANCE:
             rebalance(ev)
@@ -68,6 +72,15 @@ final class ConsumerCore: @unchecked Sendable {
             RDKafkaHandle.forwardLog(ev, to: logger)
         case RD_KAFKA_EVENT_ERROR:
             let err = rd_kafka_event_error(ev)
+            if err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                // Consumer errors (end of partition among them) come as ERROR events.
+                if let tp = rd_kafka_event_topic_partition(ev) {
+                    let topic = String(cString: tp.pointee.topic)
+                    deliver(.endOfPartition(TopicPartition(topic, tp.pointee.partition), nextOffset: tp.pointee.offset))
+                    rd_kafka_topic_partition_destroy(tp)
+                }
+                return
+            }
             let e = KafkaError.from(err, context: "consumer")
             if rd_kafka_event_error_is_fatal(ev) != 0 {
                 logger.critical("fatal consumer error: \(e.message)")
@@ -105,15 +118,15 @@ final class ConsumerCore: @unchecked Sendable {
                            headers: headers, timestamp: tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : ts)
     }
 
-    private func deliver(_ record: KafkaRecord) {
-        let waiter = state.withLock { s -> CheckedContinuation<KafkaRecord?, Error>? in
-            guard s.finished == nil, s.assignment.contains(record.topicPartition) else { return nil }
+    private func deliver(_ event: ConsumerEvent) {
+        let waiter = state.withLock { s -> CheckedContinuation<ConsumerEvent?, Error>? in
+            guard s.finished == nil, s.assignment.contains(event.topicPartition) else { return nil }
             s.lastError = nil
             if let w = s.waiter { s.waiter = nil; return w }
-            s.buffer.append(record)
+            s.buffer.append(event)
             return nil
         }
-        waiter?.resume(returning: record)
+        waiter?.resume(returning: event)
     }
 
     private func rebalance(_ ev: OpaquePointer) {
@@ -213,7 +226,7 @@ final class ConsumerCore: @unchecked Sendable {
     func finishRecords() { finish(nil) }
 
     private func finish(_ error: KafkaError?) {
-        let waiter = state.withLock { s -> CheckedContinuation<KafkaRecord?, Error>? in
+        let waiter = state.withLock { s -> CheckedContinuation<ConsumerEvent?, Error>? in
             if s.finished == nil { s.finished = .some(error) }
             s.buffer.removeAll()
             defer { s.waiter = nil }
@@ -224,9 +237,17 @@ final class ConsumerCore: @unchecked Sendable {
 
     // MARK: consumer side
 
+    /// The next record, skipping end-of-partition events.
     func next() async throws -> KafkaRecord? {
-        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<KafkaRecord?, Error>) in
-            enum Outcome { case record(KafkaRecord), end(KafkaError?), wait }
+        while let event = try await nextEvent() {
+            if case .record(let r) = event { return r }
+        }
+        return nil
+    }
+
+    func nextEvent() async throws -> ConsumerEvent? {
+        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<ConsumerEvent?, Error>) in
+            enum Outcome { case record(ConsumerEvent), end(KafkaError?), wait }
             let outcome: Outcome = state.withLock { s in
                 if let r = s.buffer.popFirst() { return .record(r) }
                 if let f = s.finished { return .end(f) }
@@ -241,6 +262,35 @@ final class ConsumerCore: @unchecked Sendable {
             }
         }
     }
+}
+
+/// What a consumer delivers: records and, with `enable.partition.eof=true`, the moments a
+/// partition has been read to its end.
+public enum ConsumerEvent: Sendable {
+    case record(KafkaRecord)
+    /// Everything before `nextOffset` has been delivered (judged from the fetch response, so
+    /// it is right even on brokers whose ListOffsets answer is not, such as Tansu).
+    case endOfPartition(TopicPartition, nextOffset: Int64)
+
+    public var topicPartition: TopicPartition {
+        switch self {
+        case .record(let r): r.topicPartition
+        case .endOfPartition(let tp, _): tp
+        }
+    }
+}
+
+/// Records and end-of-partition events of a `KafkaConsumer`, in partition order.
+public struct KafkaEventSequence: AsyncSequence, Sendable {
+    public typealias Element = ConsumerEvent
+    let core: ConsumerCore
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let core: ConsumerCore
+        public mutating func next() async throws -> ConsumerEvent? { try await core.nextEvent() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(core: core) }
 }
 
 /// The records of a `KafkaConsumer`, in partition order.

@@ -96,6 +96,41 @@ public final class KafkaConsumer: Sendable {
     /// throws if the client hits a fatal error.
     public var records: KafkaRecordSequence { KafkaRecordSequence(core: core) }
 
+    /// Records plus end-of-partition events (set `enable.partition.eof=true`). Use this or
+    /// `records`, not both.
+    public var events: KafkaEventSequence { KafkaEventSequence(core: core) }
+
+    /// Reads the given partitions from `start` to their current end (detected from fetch
+    /// responses, not from ListOffsets, which some brokers answer wrongly), handing each record
+    /// to `body`. For restoring state from a changelog and for tests.
+    public static func readToEnd(configuration: KafkaConfiguration, from start: [TopicPartition: Int64],
+                                 timeout: Duration = .seconds(60),
+                                 _ body: (KafkaRecord) throws -> Void) async throws {
+        guard !start.isEmpty else { return }
+        let reader = try KafkaConsumer(configuration: configuration.merging(["enable.partition.eof": "true"]),
+                                       subscription: .assignment(start))
+        let watchdog = Task { try? await Task.sleep(for: timeout); await reader.close() }
+        var open = Set(start.keys)
+        do {
+            for try await event in reader.events {
+                switch event {
+                case .record(let r): try body(r)
+                case .endOfPartition(let tp, _): open.remove(tp)
+                }
+                if open.isEmpty { break }
+            }
+        } catch {
+            watchdog.cancel()
+            await reader.close()
+            throw error
+        }
+        watchdog.cancel()
+        await reader.close()
+        if open.isEmpty { return }
+        throw KafkaError(code: .timedOut, message: "reading \(open.map(\.description).sorted()) to the end took longer than \(timeout)",
+                         isRetryable: true)
+    }
+
     /// Partitions currently assigned to this member.
     public var assignment: Set<TopicPartition> { core.state.withLock { $0.assignment } }
 
@@ -147,6 +182,8 @@ public final class KafkaConsumer: Sendable {
     }
 
     /// Low and high watermark (the offset the next produced record will get) of a partition.
+    /// Note: Tansu 0.6 answers the high watermark with the base offset of the last batch; to
+    /// read a partition to its end use `readToEnd` / `events`, which judge from fetch responses.
     public func watermarks(_ tp: TopicPartition, timeout: Duration = .seconds(10)) throws -> (low: Int64, high: Int64) {
         var low: Int64 = 0, high: Int64 = 0
         let err = rd_kafka_query_watermark_offsets(core.handle.pointer, tp.topic, tp.partition, &low, &high,

@@ -63,8 +63,27 @@ final class Lane: @unchecked Sendable {
 
     // MARK: activity
 
+    /// A record over the size limit is bad input whatever it holds.
+    private func rejectOversize(_ record: KafkaRecord) -> Bool {
+        let limit = context.config.maxRecordBytes
+        guard record.value.count > limit else { return false }
+        let message = "\(record.topic) record of \(record.value.count) bytes exceeds the \(limit)-byte limit"
+        var reply: (String, Int64?, String?)?
+        if record.topic == context.config.topics.requests {
+            do {
+                let r = try RankingRequest.parse(record.value)
+                reply = (r.requestId, r.userId, r.replyTo)
+            } catch {
+                reply = error.requestId.map { ($0, error.userId, error.replyTo) }
+            }
+        }
+        context.deadLetter(record, reason: "too_large", message: message, errorResponse: reply)
+        return true
+    }
+
     private func applyActivity(_ record: KafkaRecord) {
         let tp = record.topicPartition
+        if rejectOversize(record) { return }
         let event: ActivityEvent
         do {
             event = try ActivityEvent.parse(record.value)
@@ -182,7 +201,8 @@ final class Lane: @unchecked Sendable {
 
     private func prefetchL1(_ batch: [LaneWork]) async -> [Int64: [UInt8]] {
         var users: [Int64] = []
-        for case .record(let r, _) in batch where r.topic == context.config.topics.requests {
+        for case .record(let r, _) in batch where r.topic == context.config.topics.requests
+            && r.value.count <= context.config.maxRecordBytes {
             if let req = try? RankingRequest.parse(r.value), !req.fresh { users.append(req.userId) }
         }
         guard !users.isEmpty else { return [:] }
@@ -196,6 +216,7 @@ final class Lane: @unchecked Sendable {
 
     private func answerRequest(_ record: KafkaRecord, receivedAt: ContinuousClock.Instant, l1: [Int64: [UInt8]]) {
         let tp = record.topicPartition
+        if rejectOversize(record) { return }
         let request: RankingRequest
         do {
             request = try RankingRequest.parse(record.value)

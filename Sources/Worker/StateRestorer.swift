@@ -14,37 +14,27 @@ struct StateRestorer: Sendable {
 
     func restore(partition: Int32, timeout: Duration) async throws -> [Int64: UserRecord] {
         let tp = TopicPartition(topic, partition)
-        let reader = try KafkaConsumer(configuration: kafka.merging(["enable.partition.eof": "false"]),
-                                       subscription: .assignment([tp: KafkaOffset.beginning]), bufferCapacity: 5_000)
-        defer { reader.close() }
-        let (low, high) = try reader.watermarks(tp, timeout: .seconds(10))
         var users: [Int64: UserRecord] = [:]
-        guard high > low else { return users }
-        var bad = 0
-        let started = ContinuousClock.now
-        for try await record in reader.records {
-            if let value = record.value.isEmpty ? nil : record.value {
-                do {
-                    let state = try UserState.decode(value, manifest: manifest)
-                    if let existing = users[state.userId]?.state, let a = existing.source, let b = state.source,
-                       a.partition == b.partition, b.offset < a.offset {
-                        // An older state that arrived late: keep the newer one.
-                    } else {
-                        users[state.userId, default: UserRecord()].state = state
-                    }
-                } catch {
-                    bad += 1
-                    if bad <= 3 { logger.error("user-state \(tp)@\(record.offset) is unreadable: \(error.message)") }
-                }
-            } else if let key = record.keyString, let user = Int64(key) {
-                users[user] = nil  // a tombstone
+        var bad = 0, records = 0
+        try await KafkaConsumer.readToEnd(configuration: kafka, from: [tp: KafkaOffset.beginning], timeout: timeout) { record in
+            records += 1
+            if record.value.isEmpty {
+                if let key = record.keyString, let user = Int64(key) { users[user] = nil }  // a tombstone
+                return
             }
-            if record.offset >= high - 1 { break }
-            if ContinuousClock.now - started > timeout {
-                throw WorkerError("restoring \(tp) took longer than \(timeout) (at offset \(record.offset) of \(high))")
+            do {
+                let state = try UserState.decode(record.value, manifest: manifest)
+                if let existing = users[state.userId]?.state, let a = existing.source, let b = state.source,
+                   a.partition == b.partition, b.offset < a.offset {
+                    return  // an older state that arrived late: keep the newer one
+                }
+                users[state.userId, default: UserRecord()].state = state
+            } catch {
+                bad += 1
+                if bad <= 3 { logger.error("user-state \(tp)@\(record.offset) is unreadable: \(error)") }
             }
         }
-        logger.info("restored \(users.count) user states from \(tp) (\(high - low) records, \(bad) unreadable)")
+        logger.info("restored \(users.count) user states from \(tp) (\(records) records, \(bad) unreadable)")
         return users
     }
 }

@@ -33,6 +33,8 @@ public struct WorkerConfiguration: Sendable {
     public var drainTimeoutSeconds = 30
     /// Pipeline Redis writes in batches of up to this many commands.
     public var redisBatch = 256
+    /// Input records larger than this go to the DLQ (the input topics' max.message.bytes).
+    public var maxRecordBytes = 1_048_576
     /// How often consumer lag is measured.
     public var lagIntervalSeconds = 5
 

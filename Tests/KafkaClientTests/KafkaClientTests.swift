@@ -224,3 +224,26 @@ func waitUntil(_ seconds: Double, _ condition: () -> Bool) async throws {
         try await Task.sleep(nanoseconds: 50_000_000)
     }
 }
+
+@Suite("reading to the end", .serialized)
+struct ReadToEndTests {
+    @Test("readToEnd returns every record, including the last produced batch, and returns at once for an empty partition")
+    func readToEnd() async throws {
+        let topic = TestBroker.uniqueName("toend")
+        try TestBroker.createTopic(topic, partitions: 2)
+        let producer = try KafkaProducer(configuration: TestBroker.config(["linger.ms": "50"]))
+        for i in 0..<37 {
+            try producer.enqueue(OutgoingRecord(topic: topic, partition: 0, key: "k", value: Array("\(i)".utf8))) { _ in }
+        }
+        try await producer.flush(timeout: .seconds(10))
+        var seen: [Int64] = []
+        let started = ContinuousClock.now
+        try await KafkaConsumer.readToEnd(configuration: TestBroker.consumerConfig(),
+                                          from: [TopicPartition(topic, 0): KafkaOffset.beginning,
+                                                 TopicPartition(topic, 1): KafkaOffset.beginning],
+                                          timeout: .seconds(20)) { seen.append($0.offset) }
+        #expect(seen == Array(0..<37))
+        #expect(ContinuousClock.now - started < .seconds(10))
+        producer.close()
+    }
+}

@@ -45,28 +45,8 @@ func bruteForce(bundle: ModelBundle, u: [Float], state: UserState?, at: Int64, n
 /// Rules 3–6 on a response, checked against the catalogue.
 func checkResponse(_ out: RankingOutput, bundle: ModelBundle, state: UserState?, at: Int64, numItems: Int,
                    rules: RankingRules, context: String) {
-    #expect(out.items.count <= numItems, "\(context): too long")
-    #expect(Set(out.items.map(\.itemId)).count == out.items.count, "\(context): duplicates")
-    var impressed = Set<Int64>()
-    for imp in state?.impressions ?? [] where imp.ts >= at - rules.impressionWindowMs && imp.ts <= at { impressed.insert(imp.itemId) }
-    var cat: [Int: Int] = [:], creator: [Int64: Int] = [:]
-    var last: (Double, Int64)?
-    for (i, r) in out.items.enumerated() {
-        #expect(r.rank == i + 1)
-        guard let item = bundle.item(id: r.itemId) else { Issue.record("\(context): unknown item \(r.itemId)"); continue }
-        #expect(item.quality >= rules.qualityFloor, "\(context): quality floor")
-        #expect(!impressed.contains(item.id), "\(context): recently shown item \(item.id)")
-        #expect(r.promoted == item.promoted, "\(context): promoted flag")
-        let fresh = at - item.publishedAt >= 0 && at - item.publishedAt < rules.freshWindowMs
-        #expect(r.reasons.contains("fresh_boost") == fresh, "\(context): fresh reason")
-        if r.promoted { #expect(rules.promotedSlots.contains(r.rank), "\(context): promoted at rank \(r.rank)"); continue }
-        cat[item.category, default: 0] += 1
-        creator[item.creatorId, default: 0] += 1
-        #expect(cat[item.category]! <= rules.categoryCap, "\(context): category cap")
-        #expect(creator[item.creatorId]! <= rules.creatorCap, "\(context): creator cap")
-        if let (s, id) = last { #expect(s > r.score || (s == r.score && id < r.itemId), "\(context): order at \(r.rank)") }
-        last = (r.score, r.itemId)
-    }
+    let v = ContractChecker.violations(out.items, bundle: bundle, state: state, at: at, numItems: numItems, rules: rules)
+    #expect(v.isEmpty, "\(context): \(v.prefix(5))")
 }
 
 @Suite("FeedRanker on random catalogues")
