@@ -11,6 +11,8 @@ struct BenchCommand: AsyncParsableCommand {
             ModelBench.self,
             KafkaBench.self,
             RedisBench.self,
+            RankingBench.self,
+            BatchBench.self,
         ]
     )
 }
