@@ -26,6 +26,12 @@ log "swift test"
 set +e
 swift test --skip-build "$@"
 status=$?
+if [ $# -eq 0 ]; then
+  log "Python tools' tests"
+  "$VENV_DIR/bin/python" -m pytest -q tools/tests || status=1
+  log "deployment validation (topics, Docker, compose, Helm)"
+  "$FEEDRANK_ROOT/scripts/validate-deploy.sh" || status=1
+fi
 set -e
 if [ $status -eq 0 ]; then log "all tests passed"; else log "tests FAILED (status $status)"; fi
 exit $status
