@@ -1,0 +1,124 @@
+import ArgumentParser
+import Foundation
+import KafkaClient
+import Ranking
+import RankingModel
+import Synchronization
+import Worker
+
+/// Fixtures for scripts/bench-batch.sh (issue 7): a world's activity log into a topic, more
+/// users for the batch by cloning the states in a changelog, and the ranking index built once
+/// (the one `serve` builds at start) so each command of the run loads it instead.
+struct BatchBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "batch", abstract: "Fixtures of the replay/batch benchmark (scripts/bench-batch.sh).",
+        subcommands: [ProduceEvents.self, CloneStates.self, BuildIndex.self])
+
+    /// Produces the first N records of a user-activity JSON-lines file, key = user_id, record
+    /// timestamp = the event's ts (so replay --from/--until see the world's times).
+    struct ProduceEvents: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "produce-events")
+        @Option(help: "Broker list.") var brokers = "127.0.0.1:19092"
+        @Option(help: "Topic to produce to.") var topic: String
+        @Option(help: "user-activity JSON lines (e.g. data/world-1m/events.jsonl).") var events: String
+        @Option(help: "Records to produce (default: all).") var limit: Int?
+
+        func run() async throws {
+            guard let data = FileManager.default.contents(atPath: events) else { throw ValidationError("--events \(events): cannot read") }
+            let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: brokers, ["linger.ms": "5"]))
+            let failures = Atomic<Int>(0)
+            let start = ContinuousClock.now
+            var n = 0
+            for line in data.split(separator: UInt8(ascii: "\n")) {
+                if let limit, n >= limit { break }
+                let bytes = Array(line)
+                let e: ActivityEvent
+                do { e = try ActivityEvent.parse(bytes) } catch { throw ValidationError("\(events) record \(n + 1): \(error.message)") }
+                let rec = OutgoingRecord(topic: topic, key: String(e.userId), value: bytes, timestamp: e.ts)
+                while true {
+                    do {
+                        try producer.enqueue(rec) { r in if case .failure = r { failures.add(1, ordering: .relaxed) } }
+                        break
+                    } catch let e as KafkaError where e.code == .queueFull {
+                        try await Task.sleep(nanoseconds: 100_000)
+                    }
+                }
+                n += 1
+            }
+            try await producer.flush(timeout: .seconds(300))
+            producer.close()
+            guard failures.load(ordering: .relaxed) == 0 else { throw ValidationError("\(failures.load(ordering: .relaxed)) deliveries failed") }
+            let secs = (ContinuousClock.now - start).seconds
+            print("produced \(n) records to \(topic) in \(String(format: "%.1f", secs)) s (\(Int(Double(n) / secs)) records/s)")
+        }
+    }
+
+    /// Reads the latest state per user of a changelog and writes `copies` more copies of each
+    /// under new user ids (id + k * stride), each to its key's murmur2 partition with a source
+    /// position of that partition, and the model_version header of the original.
+    struct CloneStates: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "clone-states")
+        @Option(help: "Broker list.") var brokers = "127.0.0.1:19092"
+        @Option(help: "The user-state topic.") var topic: String
+        @Option(help: "Model bundle (the manifest checks the states).") var bundle: String
+        @Option(help: "Copies to add per user.") var copies = 4
+        @Option(help: "User id offset between copies.") var stride: Int64 = 1_000_000
+
+        func run() async throws {
+            let b = try ModelBundle.load(directory: bundle)
+            let kafka = KafkaConfiguration(brokers: brokers, ["fetch.wait.max.ms": "10"])
+            let probe = try KafkaConsumer(configuration: kafka, subscription: .assignment([:]))
+            guard let partitions = try probe.topicPartitionCounts()[topic] else { throw ValidationError("no topic \(topic)") }
+            await probe.close()
+            let snapshot = try await StateSnapshot.read(kafka: kafka, topic: topic, partitions: (0..<Int32(partitions)).map { $0 },
+                                                        manifest: b.manifest, logger: .init(label: "clone"))
+            let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: brokers, ["linger.ms": "5"]))
+            let failures = Atomic<Int>(0)
+            var n = 0
+            for users in snapshot.partitions.values {
+                for entry in users.values {
+                    for k in 1...max(1, copies) {
+                        var s = entry.state
+                        s.userId += Int64(k) * stride
+                        let key = String(s.userId)
+                        let p = KafkaPartitioner.partition(forKey: key, partitionCount: partitions)
+                        s.source = SourcePosition(partition: p, offset: s.source?.offset ?? 0)
+                        let rec = OutgoingRecord(topic: topic, partition: p, key: key, value: s.jsonBytes(),
+                                                 headers: entry.modelVersion.map { [KafkaHeader(key: ModelVersionCheck.header, string: $0)] } ?? [])
+                        while true {
+                            do {
+                                try producer.enqueue(rec) { r in if case .failure = r { failures.add(1, ordering: .relaxed) } }
+                                break
+                            } catch let e as KafkaError where e.code == .queueFull {
+                                try await Task.sleep(nanoseconds: 100_000)
+                            }
+                        }
+                        n += 1
+                    }
+                }
+            }
+            try await producer.flush(timeout: .seconds(300))
+            producer.close()
+            guard failures.load(ordering: .relaxed) == 0 else { throw ValidationError("\(failures.load(ordering: .relaxed)) deliveries failed") }
+            print("cloned \(snapshot.userCount) states x\(copies): \(n) new states in \(topic)")
+        }
+    }
+
+    /// Builds the index ranking uses (`RankingIndexBuilder`, as serve/replay/batch build it at
+    /// start) and saves it for `--index`.
+    struct BuildIndex: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "build-index")
+        @Option(help: "Model bundle directory.") var bundle: String
+        @Option(help: "Index file to write.") var out: String
+
+        func run() throws {
+            let b = try ModelBundle.load(directory: bundle)
+            let start = ContinuousClock.now
+            guard let index = try RankingIndexBuilder.buildIfUseful(bundle: b) else {
+                throw ValidationError("\(bundle): too few items for an index")
+            }
+            try index.save(to: out)
+            print("index for \(bundle): IVF\(index.nlist), \(index.count) organic items, built in \(String(format: "%.1f", (ContinuousClock.now - start).seconds)) s")
+        }
+    }
+}
