@@ -25,6 +25,26 @@ public enum VectorMath {
         return s
     }
 
+    /// The float32 dot product rounded once: products and sum in float64, then rounded to
+    /// float32. Independent of summation order up to float64 rounding, so two implementations
+    /// (this one and numpy's) agree bit for bit where a float32 accumulation would differ by an
+    /// ulp and flip the order of near-tied items.
+    @inlinable
+    public static func dotRounded(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count: Int) -> Float {
+        var acc0 = SIMD4<Double>(), acc1 = SIMD4<Double>()
+        var i = 0
+        while i + 8 <= count {
+            let a = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+            let b = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self)
+            acc0 += SIMD4<Double>(a.lowHalf) * SIMD4<Double>(b.lowHalf)
+            acc1 += SIMD4<Double>(a.highHalf) * SIMD4<Double>(b.highHalf)
+            i += 8
+        }
+        var s = (acc0 + acc1).sum()
+        while i < count { s += Double(x[i]) * Double(y[i]); i += 1 }
+        return Float(s)
+    }
+
     public static func dot(_ x: [Float], _ y: [Float]) -> Float {
         precondition(x.count == y.count, "dot: \(x.count) vs \(y.count) entries")
         return x.withUnsafeBufferPointer { a in

@@ -204,7 +204,7 @@ struct CandidatePass {
             for r in rows {
                 let row = Int(r)
                 let item = bundle.items[row]
-                let dot = VectorMath.dot(up, bundle.embeddingPointer(row: row), count: d)
+                let dot = scoring.dot(up, bundle.embeddingPointer(row: row))
                 let base = scoring.score(dot: dot)
                 let age = at - item.publishedAt
                 let fresh = age >= 0 && age < rules.freshWindowMs

@@ -6,26 +6,28 @@ import Darwin
 import LinearAlgebra
 
 /// The contract's exact score: z = dot(u, e_i) / temperature + score_bias with the dot product
-/// and z in float32 (`VectorMath.dot`, fixed summation order, so every caller ranks alike),
-/// then score = sigmoid(z) in float64. The pieces are public so a re-ranker can work on dots.
+/// in float32, then score = sigmoid(z) in float64. The float32 dot is rounded once from a
+/// float64 accumulation (`VectorMath.dotRounded`), so it does not depend on summation order and
+/// the Python reference computes the same bits; z is then computed in float64 (a float32 z would
+/// collapse near-equal items into ties). The pieces are public so a re-ranker can work on dots.
 public struct Scoring: Sendable {
-    public let temperature: Float
-    public let scoreBias: Float
+    public let temperature: Double
+    public let scoreBias: Double
     public let dimension: Int
 
     public init(manifest: Manifest) {
-        temperature = Float(manifest.temperature)
-        scoreBias = Float(manifest.scoreBias)
+        temperature = manifest.temperature
+        scoreBias = manifest.scoreBias
         dimension = manifest.embeddingDimension
     }
 
     @inlinable
     public func dot(_ u: UnsafePointer<Float>, _ e: UnsafePointer<Float>) -> Float {
-        VectorMath.dot(u, e, count: dimension)
+        VectorMath.dotRounded(u, e, count: dimension)
     }
 
     @inlinable
-    public func logit(dot: Float) -> Float { dot / temperature + scoreBias }
+    public func logit(dot: Float) -> Double { Double(dot) / temperature + scoreBias }
 
     /// The logistic function in the form that never overflows: 1/(1+e^-z) for z >= 0,
     /// e^z/(1+e^z) below.
@@ -37,7 +39,7 @@ public struct Scoring: Sendable {
     }
 
     @inlinable
-    public func score(dot: Float) -> Double { Self.sigmoid(Double(logit(dot: dot))) }
+    public func score(dot: Float) -> Double { Self.sigmoid(logit(dot: dot)) }
 
     /// The score of bundle row `row` for user embedding `u` (D floats).
     public func score(user u: UnsafePointer<Float>, row: Int, in bundle: ModelBundle) -> Double {

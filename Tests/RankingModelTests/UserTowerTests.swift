@@ -80,18 +80,21 @@ struct UserTowerTests {
         }
     }
 
-    @Test("score = sigmoid(float32(dot/temperature + bias)) in Double")
+    @Test("score = sigmoid(Double(float32 dot) / temperature + bias) in Double; the dot is rounded once from float64")
     func scoring() {
         let sc = Scoring(manifest: bundle.manifest)
-        #expect(sc.logit(dot: 0.1) == Float(0.1) / Float(0.05) + Float(-1.5))
-        #expect(sc.score(dot: 0.1) == 1 / (1 + exp(-Double(Float(0.1) / Float(0.05) + Float(-1.5)))))
+        #expect(sc.logit(dot: 0.1) == Double(Float(0.1)) / 0.05 + -1.5)
+        #expect(sc.score(dot: 0.1) == 1 / (1 + exp(-(Double(Float(0.1)) / 0.05 + -1.5))))
         #expect(Scoring.sigmoid(0) == 0.5)
         #expect(Scoring.sigmoid(-700) > 0 && Scoring.sigmoid(-700) < 1e-300 && Scoring.sigmoid(-1e6) == 0)
         #expect(Scoring.sigmoid(800) == 1)
         let u = bundle.tower.embed([Float](repeating: 0.3, count: bundle.tower.inputWidth))
         let all = sc.scores(user: u, rows: [7, 0, 3], in: bundle)
         for (i, row) in [7, 0, 3].enumerated() {
-            let dot = VectorMath.dot(u, bundle.embedding(row: row))
+            let e = bundle.embedding(row: row)
+            let exact = Float(zip(u, e).reduce(0.0) { $0 + Double($1.0) * Double($1.1) })
+            let dot = u.withUnsafeBufferPointer { up in e.withUnsafeBufferPointer { sc.dot(up.baseAddress!, $0.baseAddress!) } }
+            #expect(dot == exact)
             #expect(all[i] == sc.score(dot: dot))
             #expect(u.withUnsafeBufferPointer { sc.score(user: $0.baseAddress!, row: row, in: bundle) } == all[i])
         }

@@ -29,7 +29,7 @@ Everything the Swift RankingModel module computes is specified here, literally:
   A cold start (no state) has zero activity features.
 * `Tower` runs the user tower in PyTorch (float32): Linear, ReLU, ..., Linear, then
   u = torch.nn.functional.normalize(.).
-* `score(u, e, temperature, score_bias)`: z = float32 dot / temperature + score_bias (float32),
+* `score(u, e, temperature, score_bias)`: z = float32 dot (dot32) / temperature + score_bias (float64),
   score = sigmoid(z) in float64.
 * `UserState.to_json()` is the state's JSON encoding (floats printed with Python's repr, which
   is the shortest string that parses back to the same float64).
@@ -652,11 +652,17 @@ class Tower:
             return u.numpy()
 
 
+def dot32(u: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """The float32 dot product rounded once: float32 inputs, products and sum in float64, the
+    result rounded to float32 (order-independent, so Swift computes the same bits). e: [D] or [n, D]."""
+    return (np.asarray(e, dtype=np.float32).astype(np.float64) @ np.asarray(u, dtype=np.float32).astype(np.float64)).astype(np.float32)
+
+
 def score(u: np.ndarray, e: np.ndarray, temperature: float, score_bias: float) -> float:
-    """z = dot(u, e) / temperature + score_bias in float32; sigmoid(z) in float64."""
-    dot = np.dot(np.asarray(u, dtype=np.float32), np.asarray(e, dtype=np.float32))
-    z = np.float32(dot) / np.float32(temperature) + np.float32(score_bias)
-    return sigmoid(float(z))
+    """z = dot(u, e) / temperature + score_bias with the dot in float32 (dot32) and z in
+    float64; sigmoid(z) in float64."""
+    z = float(dot32(u, e)) / float(temperature) + float(score_bias)
+    return sigmoid(z)
 
 
 def sigmoid(z: float) -> float:

@@ -2,8 +2,8 @@
 
 * `Catalogue.from_bundle(bundle)`: the item table as row-aligned numpy arrays (row r = the
   bundle's item_embeddings[r]).
-* `exact_scores(u, embeddings, temperature, score_bias)`: z = float32 dot / temperature +
-  score_bias (float32, as reference.score), score = sigmoid(z) in float64.
+* `exact_scores(u, embeddings, temperature, score_bias)`: z = float32 dot (rounded once from
+  float64, reference.dot32) / temperature + score_bias in float64, score = sigmoid(z) in float64.
 * `boosted(scores, published_at, T, rules)`: x1.2 (float64) when 0 <= T - published_at < 24 h.
 * `impressed_items(state, T, rules)`: item ids with an `impression` at T - 24 h <= ts <= T.
 * `select(...)`: rules 3-6 on any candidate set (the full catalogue for the exact reference,
@@ -29,7 +29,7 @@ from typing import Optional
 
 import numpy as np
 
-from .reference import HOUR_MS, Bundle, UserState
+from .reference import HOUR_MS, Bundle, UserState, dot32
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,13 @@ def sigmoid64(z: np.ndarray) -> np.ndarray:
 
 
 def exact_scores(u: np.ndarray, embeddings: np.ndarray, temperature: float, score_bias: float) -> np.ndarray:
-    """Scores of the rows of `embeddings` ([n, D] float32) for user embedding u ([D])."""
-    dots = embeddings @ np.asarray(u, dtype=np.float32)  # float32
-    z = dots / np.float32(temperature) + np.float32(score_bias)  # float32, as reference.score
+    """Scores of the rows of `embeddings` ([n, D] float32) for user embedding u ([D]): the
+    float32 dot rounded once from float64 (reference.dot32), z in float64, sigmoid in float64."""
+    n = len(embeddings)
+    dots = np.empty(n, dtype=np.float32)
+    for start in range(0, n, 65536):  # bounded float64 temporaries at 1M items
+        dots[start:start + 65536] = dot32(u, embeddings[start:start + 65536])
+    z = dots.astype(np.float64) / float(temperature) + float(score_bias)
     return sigmoid64(z)
 
 
