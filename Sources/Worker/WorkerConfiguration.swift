@@ -26,7 +26,7 @@ public struct WorkerConfiguration: Sendable {
     /// partition's order). Default: the number of cores.
     public var lanes = 2
     /// Records handed to lanes but not yet fully acknowledged, above which fetching pauses.
-    public var maxInFlight = 20_000
+    public var maxInFlight = 2_000
     /// How often processed offsets are committed.
     public var commitIntervalMs = 100
     /// Longest wait for in-flight work on shutdown or revocation.
