@@ -1,5 +1,6 @@
 import ArgumentParser
 import LinearAlgebra
+import Ranking
 import RankingModel
 import VectorIndex
 #if canImport(Glibc)
@@ -54,12 +55,13 @@ struct IndexShapeOptions: ParsableArguments {
     }
 }
 
-/// `feedrank index build --bundle DIR --out FILE`: the index over a bundle's item embeddings,
-/// ids = embedding rows, labels = item categories.
+/// `feedrank index build --bundle DIR --out FILE`: the serving index of a bundle — its organic
+/// items (promoted items are scored exactly on every request, contract section 3), ids = bundle
+/// rows, labels = item categories. `feedrank serve --index FILE` and `rank --index` load it.
 struct IndexBuildCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "build",
-        abstract: "Train an IVF-PQ index on a bundle's item embeddings and write it to one file.")
+        abstract: "Train the serving IVF-PQ index on a bundle's organic items and write it to one file.")
 
     @Option(help: "Model bundle directory.")
     var bundle: String
@@ -73,19 +75,17 @@ struct IndexBuildCommand: ParsableCommand {
         BLAS.threadCount = 1
         let progress = ProgressReporter(task: "index build")
         let b: ModelBundle
-        do { b = try ModelBundle.load(directory: bundle) } catch { throw runtimeError("--bundle \(bundle): \(error)") }
+        do { b = try ModelBundle.load(directory: bundle) } catch { throw usageError("--bundle \(bundle): \(error)") }
         for w in b.warnings { progress.log("bundle warning: \(w)") }
-        let n = b.itemCount, d = b.embeddingDimension
-        let config = try shape.configuration(dimension: d, count: n)
-        progress.log("\(n) items, D = \(d), \(b.manifest.categories.count) categories; nlist \(config.nlist), PQ \(config.subquantizers)x\(config.bitsPerCode)")
-        let labels = b.categoryOfRow.map { UInt16(truncatingIfNeeded: $0) }
+        let organic = b.items.lazy.filter { !$0.promoted }.count
+        let d = b.embeddingDimension
+        let config = try shape.configuration(dimension: d, count: organic)
+        progress.log("\(organic) organic items (\(b.itemCount - organic) promoted left out), D = \(d), \(b.manifest.categories.count) categories; nlist \(config.nlist), PQ \(config.subquantizers)x\(config.bitsPerCode)")
         let index: IVFPQIndex
         let clock = Stopwatch()
         do {
-            index = try IVFPQIndex(configuration: config)
-            try b.withItemEmbeddings { (rows) throws(VectorIndexError) in
-                try index.train(rows, count: n, progress: progress.update)
-                try index.add(rows, ids: (0..<n).map(Int64.init), labels: labels, progress: progress.update)
+            index = try RankingIndexBuilder.build(bundle: b, configuration: config) { phase, done, total in
+                progress.update(phase: phase, done: done, total: total)
             }
             try index.save(to: out)
         } catch {

@@ -4,13 +4,14 @@ import VectorIndex
 /// Builds the IVF-PQ index ranking uses: the bundle's organic (non-promoted) items, id = bundle
 /// row, label = category id. One builder for `feedrank index build`, `serve` and tests.
 public enum RankingIndexBuilder {
-    /// Defaults sized for the catalogue: about sqrt(N)·2 lists (FAISS's rule of thumb), 4-bit
-    /// fast-scan codes with M = D/2 sub-quantizers.
+    /// Defaults sized for the catalogue (the same as `feedrank index build`'s): the largest power
+    /// of two <= 4·sqrt(N) lists, 4-bit fast-scan codes with M = D sub-quantizers (32 bytes per
+    /// item at D = 64), which measured best for recall per scanned byte.
     public static func defaultConfiguration(itemCount n: Int, dimension d: Int) -> IVFPQConfiguration {
         var nlist = 1
-        while nlist * nlist < n * 4 { nlist *= 2 }
-        nlist = max(16, min(nlist, 8192, max(1, n / 40)))
-        let m = d % 2 == 0 ? d / 2 : d
+        while nlist * 2 <= max(1, Int(4 * Double(n).squareRoot())) { nlist *= 2 }
+        nlist = max(1, min(nlist, n))
+        let m = d % 2 == 0 && d <= 256 ? d : max(2, d / 2)
         return IVFPQConfiguration(dimension: d, nlist: nlist, subquantizers: m, bitsPerCode: m % 2 == 0 ? 4 : 8)
     }
 

@@ -52,6 +52,9 @@ TRIGGER = re.compile(rb'"trigger":\s*"([a-z]+)"')
 USER = re.compile(rb'"user_id":\s*(-?\d+)')
 
 
+REFRESH_ACTION = re.compile(rb'"action"\s*:\s*"(click|like|comment|share|hide)"')
+
+
 def pct(xs, q):
     return round(float(np.percentile(np.asarray(xs), q)), 3) if len(xs) else None
 
@@ -117,6 +120,10 @@ class ResponseCollector(threading.Thread):
         self.by_id = {}  # request_id -> [arrival perf_counter, ...]
         self.status = {}
         self.activity = []  # arrival times of trigger "activity" responses
+        # Feed freshness, measured the same way for any worker: user key -> when the loadgen sent
+        # the first click/like/comment/share/hide not yet followed by a trigger "activity" feed.
+        self.pending_refresh = {}
+        self.freshness_ms = []
         self.count = 0
         self.running = True
 
@@ -134,6 +141,9 @@ class ResponseCollector(threading.Thread):
                     self.count += 1
                     if tr is not None and tr.group(1) == b"activity":
                         self.activity.append(t)
+                        sent = self.pending_refresh.pop(m.key(), None)
+                        if sent is not None:
+                            self.freshness_ms.append((t - sent) * 1e3)
                     elif rid is not None:
                         k = rid.group(1).decode()
                         self.by_id.setdefault(k, []).append(t)
@@ -189,6 +199,9 @@ def worker_mode(args) -> dict:
                 wait = t0 + i / args.activity_rate - time.perf_counter()
                 if wait > 0:
                     time.sleep(wait)
+            if REFRESH_ACTION.search(v):
+                with collector.lock:
+                    collector.pending_refresh.setdefault(k if isinstance(k, bytes) else k.encode(), time.perf_counter())
             produce(producer, args.activity_topic, k, v)
             if i % 1000 == 0:
                 producer.poll(0)
@@ -217,6 +230,9 @@ def worker_mode(args) -> dict:
         time.sleep(args.settle)
         with collector.lock:
             act["activity_responses"] = len(collector.activity)
+            fr = list(collector.freshness_ms)
+        # Activity -> re-ranked feed published and consumed (the worker's coalescing window included).
+        act["feed_freshness_ms"] = {"samples": len(fr), "p50": pct(fr, 50), "p99": pct(fr, 99)}
         out["activity"] = act
     # ---- requests
     if args.requests:
