@@ -13,6 +13,8 @@ final class ProgressReporter: @unchecked Sendable {
     private var lastLog = -1.0
     private var lastDone = -1
     private var lastDraw = -1.0
+    /// `done` when the phase started (a resumed job starts past 0): rate and ETA count from it.
+    private var phaseStartDone = 0
     private var barShown = false
 
     init(task: String, isTerminal: Bool = isatty(STDERR_FILENO) != 0) {
@@ -36,13 +38,15 @@ final class ProgressReporter: @unchecked Sendable {
         if newPhase != phase {
             phase = newPhase
             phaseStarted = .now
+            phaseStartDone = done
             lastLog = -1
             lastDraw = -1
             if !isTerminal { write("\(task): phase=\"\(phase)\" started total=\(total)\n") }
         }
         let elapsed = phaseStarted.secondsSince
         let fraction = total > 0 ? min(1, Double(done) / Double(total)) : 0
-        let eta = fraction > 0 ? elapsed / fraction - elapsed : 0
+        let rate = elapsed > 0 ? Int(Double(done - phaseStartDone) / elapsed) : 0
+        let eta = rate > 0 && total > done ? Double(total - done) / Double(rate) : 0
         let finished = total > 0 && done >= total
         if isTerminal {
             // Redraw at most 10 times a second.
@@ -50,14 +54,12 @@ final class ProgressReporter: @unchecked Sendable {
             lastDraw = elapsed
             let width = 30, filled = Int(fraction * Double(width))
             let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-            let rate = elapsed > 0 ? Int(Double(done) / elapsed) : 0
             let counts = total > 0 ? "\(Int(fraction * 100))% \(done)/\(total) ETA \(Int(eta.rounded())) s" : "\(done)"
             write("\r\(task): \(phase) [\(bar)] \(counts) (\(rate)/s)   ")
             barShown = true
         } else if elapsed - lastLog >= 5 || finished {
             lastLog = elapsed
             // key=value fields, for log pipelines.
-            let rate = elapsed > 0 ? Int(Double(done) / elapsed) : 0
             var line = "\(task): phase=\"\(phase)\" done=\(done) total=\(total)"
             if total > 0 { line += " pct=\(Int(fraction * 100)) eta_s=\(Int(eta.rounded()))" }
             write(line + " elapsed_s=\(Int(elapsed)) rate_per_s=\(rate)\n")

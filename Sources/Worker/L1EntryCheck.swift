@@ -1,3 +1,4 @@
+import LinearAlgebra
 import Ranking
 import RankingModel
 
@@ -14,9 +15,23 @@ public final class L1EntryCheck {
     /// sgemm, this check with sgemv: the last bits of u may differ).
     public var scoreTolerance = 1e-4
 
+    /// The promoted items' embeddings as one contiguous P×D matrix and their rows: rule 5 needs
+    /// every promoted score per entry, one sgemv instead of P scattered rows of the item matrix.
+    private let promotedMatrix: [Float]
+    private let promotedRows: [Int]
+    private var promotedDots: [Float]
+
     public init(catalog: RankingCatalog) {
         self.catalog = catalog
         self.encoder = UserEncoder(bundle: catalog.bundle)
+        let bundle = catalog.bundle, d = bundle.embeddingDimension
+        promotedRows = catalog.promotedRows.map(Int.init)
+        var m = [Float](repeating: 0, count: promotedRows.count * d)
+        for (i, row) in promotedRows.enumerated() {
+            bundle.withEmbedding(row: row) { e in for j in 0..<d { m[i * d + j] = e[j] } }
+        }
+        promotedMatrix = m
+        promotedDots = [Float](repeating: 0, count: promotedRows.count)
     }
 
     /// The violations of one entry (empty: it satisfies the contract). `ttl` is Redis's TTL
@@ -79,11 +94,23 @@ public final class L1EntryCheck {
             lastOrganic = r
         }
 
-        // Rule 5: the slots within the list hold the best eligible promoted items, best first.
-        var eligible = catalog.promotedRows.compactMap { row -> (Int64, Double)? in
-            let item = bundle.items[Int(row)]
-            guard item.quality >= rules.qualityFloor, !impressed.contains(item.id) else { return nil }
-            return (item.id, exactScore(row: Int(row)).score)
+        // Rule 5: the slots within the list hold the best eligible promoted items, best first
+        // (scores from one sgemv: equal to the exact ones within the tolerance).
+        let d = bundle.embeddingDimension
+        promotedMatrix.withUnsafeBufferPointer { a in
+            u.withUnsafeBufferPointer { x in
+                promotedDots.withUnsafeMutableBufferPointer { y in
+                    BLAS.sgemv(.none, rows: promotedRows.count, cols: d, a: a, lda: d, x: x, y: y)
+                }
+            }
+        }
+        var eligible: [(Int64, Double)] = []
+        for (i, row) in promotedRows.enumerated() {
+            let item = bundle.items[row]
+            guard item.quality >= rules.qualityFloor, !impressed.contains(item.id) else { continue }
+            let base = catalog.scoring.score(dot: promotedDots[i])
+            let age = at - item.publishedAt
+            eligible.append((item.id, age >= 0 && age < rules.freshWindowMs ? base * rules.freshnessBoost : base))
         }
         eligible.sort { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }
         let slots = rules.promotedSlots.filter { $0 <= items.count }.count
