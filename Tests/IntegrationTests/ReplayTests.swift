@@ -76,7 +76,7 @@ struct ReplayTests {
         for (user, value) in zip(sample, l4) { #expect(value == live[user]?.value, "L4 of user \(user)") }
         let ttl = try await redis.ttl("replay:" + CacheKeys.features(sample[0]))
         // Set to 1800 s during the replay: at most the time since it started has run down.
-        #expect(ttl <= 1800 && ttl >= 1800 - Int(Date().timeIntervalSince(replayStarted).rounded(.up)) - 2, "L4 TTL \(ttl)")
+        #expect(ttl <= 1800 && ttl >= 1800 - Int64(Date().timeIntervalSince(replayStarted).rounded(.up)) - 2, "L4 TTL \(ttl)")
 
         // Replaying again from a time on top of those states changes nothing: every event is
         // recognised by the redelivery marks.

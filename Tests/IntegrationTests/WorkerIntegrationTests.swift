@@ -61,8 +61,8 @@ struct WorkerIntegrationTests {
 
         let redis = try h.redis()
         /// A TTL set to `ttl` seconds at or after `since` (Redis rounds down, allow 2 s more).
-        func ttlWithin(_ value: Int, _ ttl: Int, since: Date) -> Bool {
-            value <= ttl && value >= ttl - Int(Date().timeIntervalSince(since).rounded(.up)) - 2
+        func ttlWithin(_ value: Int64, _ ttl: Int64, since: Date) -> Bool {
+            value <= ttl && value >= ttl - Int64(Date().timeIntervalSince(since).rounded(.up)) - 2
         }
         for user in Int64(1)...Int64(50) {
             let replies = try await redis.pipeline([.get(CacheKeys.ranking(user)), .ttl(CacheKeys.ranking(user)),
@@ -71,16 +71,19 @@ struct WorkerIntegrationTests {
             let l1 = try #require(try replies[0].bytes())
             #expect(try RankingResponse.parse(l1).userId == user)
             // L1 is written per request (12 h for a request feed), the last one after the requests began.
-            #expect(try ttlWithin(replies[1].integer(), 43_200, since: activityDone), "L1 TTL \(try replies[1].integer())")
+            let ttlL1 = try replies[1].integer()
+            #expect(ttlWithin(ttlL1, 43_200, since: activityDone), "L1 TTL \(ttlL1)")
             let l2 = try #require(try replies[2].bytes())
             #expect(l2.count == 4 * h.bundle.embeddingDimension)
             let u = CacheKeys.floats(l2)
             #expect(abs(u.reduce(0) { $0 + $1 * $1 } - 1) < 1e-4, "L2 holds a unit vector")
-            #expect(try ttlWithin(replies[3].integer(), 3_600, since: activityDone), "L2 TTL \(try replies[3].integer())")
+            let ttlL2 = try replies[3].integer()
+            #expect(ttlWithin(ttlL2, 3_600, since: activityDone), "L2 TTL \(ttlL2)")
             let l4 = try #require(try replies[4].bytes())
             let cached = try UserState.decode(l4, manifest: h.bundle.manifest)
             #expect(cached == states[user], "L4 \(cached.jsonString.prefix(300)) vs topic \(states[user]?.jsonString.prefix(300) ?? "nil")")
-            #expect(try ttlWithin(replies[5].integer(), 1_800, since: activityDone), "L4 TTL \(try replies[5].integer())")
+            let ttlL4 = try replies[5].integer()
+            #expect(ttlWithin(ttlL4, 1_800, since: activityDone), "L4 TTL \(ttlL4)")
         }
         responses.stop()
         producer.close()
