@@ -12,8 +12,8 @@ BROKERS="127.0.0.1:$KAFKA_PORT"
 BENCH="${FEEDRANK_BENCH_BIN:-$FEEDRANK_ROOT/.build/release/feedrank-bench}"
 if [ -z "${FEEDRANK_BENCH_BIN:-}" ]; then swift build -c release --product feedrank-bench >/dev/null; fi
 started=0
-"$FEEDRANK_ROOT/scripts/services.sh" status | grep -q '^kafka: up' || started=1
-"$FEEDRANK_ROOT/scripts/services.sh" status | grep -q '^redis: up' || started=1
+grep -q '^kafka: up' <<<"$("$FEEDRANK_ROOT/scripts/services.sh" status)" || started=1
+grep -q '^redis: up' <<<"$("$FEEDRANK_ROOT/scripts/services.sh" status)" || started=1
 [ $started = 1 ] && "$FEEDRANK_ROOT/scripts/services.sh" up
 trap '[ $started = 1 ] && "$FEEDRANK_ROOT/scripts/services.sh" down || true' EXIT
 export LD_LIBRARY_PATH="$RDKAFKA_PREFIX/lib"

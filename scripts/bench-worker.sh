@@ -27,8 +27,8 @@ RUN="sw$(date +%s)"
 TOPICS=(--activity-topic "bench-$RUN-activity" --requests-topic "bench-$RUN-requests"
         --responses-topic "bench-$RUN-responses" --dlq-topic "bench-$RUN-dlq" --state-topic "bench-$RUN-state")
 svc_started=0
-"$FEEDRANK_ROOT/scripts/services.sh" status | grep -q '^kafka: up' || svc_started=1
-"$FEEDRANK_ROOT/scripts/services.sh" status | grep -q '^redis: up' || svc_started=1
+grep -q '^kafka: up' <<<"$("$FEEDRANK_ROOT/scripts/services.sh" status)" || svc_started=1
+grep -q '^redis: up' <<<"$("$FEEDRANK_ROOT/scripts/services.sh" status)" || svc_started=1
 [ $svc_started = 1 ] && "$FEEDRANK_ROOT/scripts/services.sh" up
 worker_pid=""
 cleanup() {

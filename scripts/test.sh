@@ -10,8 +10,8 @@ cd "$FEEDRANK_ROOT"
 "$FEEDRANK_ROOT/scripts/install.sh"
 
 started_services=0
-if ! "$FEEDRANK_ROOT/scripts/services.sh" status | grep -q '^kafka: up' || \
-   ! "$FEEDRANK_ROOT/scripts/services.sh" status | grep -q '^redis: up'; then
+if ! grep -q '^kafka: up' <<<"$("$FEEDRANK_ROOT/scripts/services.sh" status)" || \
+   ! grep -q '^redis: up' <<<"$("$FEEDRANK_ROOT/scripts/services.sh" status)"; then
   started_services=1
 fi
 cleanup() {
@@ -20,6 +20,10 @@ cleanup() {
 trap cleanup EXIT
 "$FEEDRANK_ROOT/scripts/services.sh" up
 
+# OpenBLAS 0.3.21 (pthreads) is not safe to call from several threads at once while it runs
+# its own thread pool, and swift test runs suites in parallel: one BLAS thread per caller, as
+# every feedrank command sets (BLAS.threadCount = 1).
+export OPENBLAS_NUM_THREADS=1
 log "swift build"
 swift build --build-tests
 set +e

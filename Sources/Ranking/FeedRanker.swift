@@ -13,6 +13,9 @@ public final class FeedRanker {
     private let encoder: UserEncoder
     private let searcher: IVFPQSearcher?
     private var u: [Float]
+    /// Scratch for the fresh and promoted sources' dot products.
+    private var freshDots: [Float] = []
+    private var promotedDots: [Float] = []
 
     public init(catalog: RankingCatalog) {
         self.catalog = catalog
@@ -49,7 +52,14 @@ public final class FeedRanker {
         let rules = catalog.rules
         let numItems = max(0, input.numItems)
         var pass = CandidatePass(catalog: catalog, input: input, u: u)
-        var promoted = pass.score(rows: catalog.promotedRows, promoted: true)
+        let useIndex = input.mode == .index && searcher != nil
+        // Rule 5 needs only the best eligible promoted items, one per slot within the list:
+        // with the index (and no --explain, which lists every dropped item) those are picked
+        // by an sgemv over the promoted matrix and only they are scored exactly.
+        let promotedRows = useIndex && !input.explain
+            ? promotedCandidateRows(at: input.at, impressed: pass.impressed, numItems: numItems)
+            : catalog.promotedRows
+        var promoted = pass.score(rows: promotedRows, promoted: true)
         promoted.sort(by: Candidate.ranksBefore)
         lap(\.rescore)
 
@@ -57,7 +67,6 @@ public final class FeedRanker {
         let c = catalog.categoryCount
         var pools = [CategoryCandidates](repeating: CategoryCandidates(items: [], complete: true), count: c)
         var expansions = [Int](repeating: 0, count: c)
-        let useIndex = input.mode == .index && searcher != nil
         if useIndex, let searcher {
             let settings = catalog.retrieval
             let k0 = settings.candidatesPerCategory
@@ -72,7 +81,7 @@ public final class FeedRanker {
             for cat in 0..<c { neighbors.append(searcher.results(forLabelAt: cat).map { Int32(truncatingIfNeeded: $0.id) }) }
             lap(\.retrieval)
             for cat in 0..<c {
-                var items = pass.score(rows: neighbors[cat], promoted: false)
+                var items = pass.score(rows: withFresh(neighbors[cat], cat: cat, at: input.at, impressed: pass.impressed), promoted: false)
                 items.sort(by: Candidate.ranksBefore)
                 // Every organic item of the category was a candidate: nothing else can exist.
                 pools[cat] = CategoryCandidates(items: items, complete: neighbors[cat].count >= catalog.organicRows[cat].count)
@@ -115,6 +124,7 @@ public final class FeedRanker {
                         searcher!.search(q.baseAddress!, k: k, parameters: SearchParameters(nprobe: nprobe),
                                          filter: .label(UInt16(cat))).map { Int32(truncatingIfNeeded: $0.id) }
                     }
+                    rows = withFresh(rows, cat: cat, at: input.at, impressed: pass.impressed)
                     lap(\.retrieval)
                 }
                 var items = pass.score(rows: rows, promoted: false)
@@ -148,6 +158,83 @@ public final class FeedRanker {
                              scoredCandidates: pass.scored, expansions: rounds, explanation: explanation)
     }
 
+    /// `rows` (index candidates of category `cat`) plus the category's best fresh items that
+    /// are not among them.
+    private func withFresh(_ rows: [Int32], cat: Int, at: Int64, impressed: Set<Int64>) -> [Int32] {
+        let fresh = freshCandidates(cat: cat, at: at, impressed: impressed)
+        if fresh.isEmpty { return rows }
+        var out = rows
+        for r in fresh where !rows.contains(r) { out.append(r) }
+        return out
+    }
+
+    /// The best `freshPerCategory` items of category `cat` that are fresh at `at` (rule 2) and
+    /// not recently shown, by dot product: within a category every fresh item gets the same
+    /// boost, so the best by dot are the best by final score. One sgemv over the contiguous
+    /// fresh slice; the few picked are then scored exactly like every other candidate.
+    private func freshCandidates(cat: Int, at: Int64, impressed: Set<Int64>) -> [Int32] {
+        let k = catalog.retrieval.freshPerCategory
+        guard k > 0, cat < catalog.freshSource.count else { return [] }
+        let src = catalog.freshSource[cat]
+        let lo = src.firstAfter(at - catalog.rules.freshWindowMs), hi = src.firstAfter(at)
+        let n = hi - lo
+        guard n > 0 else { return [] }
+        let items = catalog.bundle.items
+        if n <= k && impressed.isEmpty { return Array(src.rows[lo..<hi]) }
+        let d = catalog.bundle.embeddingDimension
+        if freshDots.count < n { freshDots = [Float](repeating: 0, count: max(n, 2 * freshDots.count)) }
+        src.embeddings.withUnsafeBufferPointer { a in
+            u.withUnsafeBufferPointer { x in
+                freshDots.withUnsafeMutableBufferPointer { y in
+                    BLAS.sgemv(.none, rows: n, cols: d, a: UnsafeBufferPointer(rebasing: a[(lo * d)..<(hi * d)]), lda: d,
+                               x: x, y: UnsafeMutableBufferPointer(rebasing: y[0..<n]))
+                }
+            }
+        }
+        var best = TopRows(k: k)
+        for i in 0..<n where best.accepts(freshDots[i]) {
+            let row = src.rows[lo + i]
+            if !impressed.isEmpty && impressed.contains(items[Int(row)].id) { continue }
+            best.insert(freshDots[i], row)
+        }
+        return best.rows
+    }
+
+    /// The promoted rows rule 5 can use: for each of fresh and not fresh (the boost changes
+    /// the order between them), the best by dot product among the eligible ones (quality floor,
+    /// not recently shown), as many as there are slots within the list plus a margin of 4 for
+    /// the float32 sgemv's rounding. The picked rows are then scored exactly.
+    private func promotedCandidateRows(at: Int64, impressed: Set<Int64>, numItems: Int) -> [Int32] {
+        let rows = catalog.promotedRows, p = rows.count
+        let rules = catalog.rules
+        let slots = rules.promotedSlots.filter { $0 <= numItems }.count
+        guard p > 0, slots > 0 else { return [] }
+        let m = slots + 4
+        if p <= 2 * m { return rows }
+        let d = catalog.bundle.embeddingDimension
+        if promotedDots.count < p { promotedDots = [Float](repeating: 0, count: p) }
+        catalog.promotedEmbeddings.withUnsafeBufferPointer { a in
+            u.withUnsafeBufferPointer { x in
+                promotedDots.withUnsafeMutableBufferPointer { y in
+                    BLAS.sgemv(.none, rows: p, cols: d, a: a, lda: d, x: x, y: UnsafeMutableBufferPointer(rebasing: y[0..<p]))
+                }
+            }
+        }
+        let items = catalog.bundle.items
+        var fresh = TopRows(k: m), old = TopRows(k: m)
+        for i in 0..<p {
+            let dot = promotedDots[i]
+            let item = items[Int(rows[i])]
+            guard item.quality >= rules.qualityFloor else { continue }
+            let age = at - item.publishedAt
+            let isFresh = age >= 0 && age < rules.freshWindowMs
+            guard isFresh ? fresh.accepts(dot) : old.accepts(dot) else { continue }
+            if !impressed.isEmpty && impressed.contains(item.id) { continue }
+            if isFresh { fresh.insert(dot, rows[i]) } else { old.insert(dot, rows[i]) }
+        }
+        return fresh.rows + old.rows
+    }
+
     private static func explain(selection: Selection, pools: [CategoryCandidates], pass: CandidatePass) -> Explanation {
         let returned = selection.items.map { s in
             Explanation.Entry(candidate: s.candidate, rank: s.rank,
@@ -167,6 +254,29 @@ public final class FeedRanker {
         dropped.sort { Candidate.ranksBefore($0.candidate, $1.candidate) }
         return Explanation(returned: returned, dropped: Array(dropped.prefix(20)))
     }
+}
+
+/// The k rows with the largest dot products seen so far, kept ascending (k is small).
+struct TopRows {
+    let k: Int
+    private var best: [(dot: Float, row: Int32)] = []
+
+    init(k: Int) {
+        self.k = k
+        best.reserveCapacity(k + 1)
+    }
+
+    func accepts(_ dot: Float) -> Bool { best.count < k || dot > best[0].dot }
+
+    mutating func insert(_ dot: Float, _ row: Int32) {
+        var j = best.count
+        best.append((dot, row))
+        while j > 0 && best[j - 1].dot > dot { best[j] = best[j - 1]; j -= 1 }
+        best[j] = (dot, row)
+        if best.count > k { best.removeFirst() }
+    }
+
+    var rows: [Int32] { best.map(\.row) }
 }
 
 /// Exact scoring of candidate rows for one ranking, with rule 3 applied (and counted).

@@ -36,6 +36,9 @@ public struct RetrievalSettings: Sendable, Equatable {
     public var candidatesPerCategory = 24
     /// Inverted lists probed per category in the first round.
     public var nprobe = 8
+    /// Fresh candidates per category (rule 2's boost lifts fresh items the index ranks low, so
+    /// they have their own source: the category's best fresh items by exact dot product).
+    public var freshPerCategory = 8
     /// How many times a category that ran dry may be searched again (k and nprobe doubling);
     /// after that its items are scanned exhaustively, within `maxScoredCandidates`.
     public var maxExpansions = 4

@@ -125,6 +125,10 @@ struct FeedRankerPropertyTests {
         defer { withExtendedLifetime(dir) {} }
         var settings = RetrievalSettings()
         settings.candidatesPerCategory = 2
+        // The first round (k index candidates + the fresh ones per category, the promoted
+        // picks) always runs; the bound governs the deeper searches. No fresh source here, so
+        // the first round alone (8) stays under a bound of 20.
+        settings.freshPerCategory = 0
         settings.maxScoredCandidates = 20
         let catalog = try RankingCatalog(bundle: bundle, index: try RankingIndexBuilder.build(bundle: bundle,
             configuration: IVFPQConfiguration(dimension: 8, nlist: 4, subquantizers: 4)), retrieval: settings)

@@ -134,7 +134,7 @@ struct BatchRankerTests {
         var lowQuality = good
         let bad = bundle.items.first { $0.quality < 0.5 && !$0.promoted }!
         lowQuality.items[lowQuality.items.count - 1].itemId = bad.id
-        #expect(violations(lowQuality).contains { $0.contains("quality") })
+        #expect(violations(lowQuality).contains { $0.contains("quality") }, "\(violations(lowQuality))")
 
         var shownState = state!
         shownState.impressions.append(Impression(itemId: good.items[0].itemId, ts: Self.now - 3_600_000))
