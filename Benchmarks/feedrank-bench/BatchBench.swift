@@ -35,14 +35,7 @@ struct BatchBench: AsyncParsableCommand {
                 let e: ActivityEvent
                 do { e = try ActivityEvent.parse(bytes) } catch { throw ValidationError("\(events) record \(n + 1): \(error.message)") }
                 let rec = OutgoingRecord(topic: topic, key: String(e.userId), value: bytes, timestamp: e.ts)
-                while true {
-                    do {
-                        try producer.enqueue(rec) { r in if case .failure = r { failures.add(1, ordering: .relaxed) } }
-                        break
-                    } catch let e as KafkaError where e.code == .queueFull {
-                        try await Task.sleep(nanoseconds: 100_000)
-                    }
-                }
+                try await producer.enqueueWaiting(rec) { r in if case .failure = r { failures.add(1, ordering: .relaxed) } }
                 n += 1
             }
             try await producer.flush(timeout: .seconds(300))
@@ -85,14 +78,7 @@ struct BatchBench: AsyncParsableCommand {
                         s.source = SourcePosition(partition: p, offset: s.source?.offset ?? 0)
                         let rec = OutgoingRecord(topic: topic, partition: p, key: key, value: s.jsonBytes(),
                                                  headers: entry.modelVersion.map { [KafkaHeader(key: ModelVersionCheck.header, string: $0)] } ?? [])
-                        while true {
-                            do {
-                                try producer.enqueue(rec) { r in if case .failure = r { failures.add(1, ordering: .relaxed) } }
-                                break
-                            } catch let e as KafkaError where e.code == .queueFull {
-                                try await Task.sleep(nanoseconds: 100_000)
-                            }
-                        }
+                        try await producer.enqueueWaiting(rec) { r in if case .failure = r { failures.add(1, ordering: .relaxed) } }
                         n += 1
                     }
                 }

@@ -30,14 +30,7 @@ struct KafkaBench: AsyncParsableCommand {
             let start = ContinuousClock.now
             for i in 0..<records {
                 let rec = OutgoingRecord(topic: topic, key: String(i % 10_000), value: values[i % values.count])
-                while true {
-                    do {
-                        try producer.enqueue(rec) { r in if case .failure = r { failures.add(1, ordering: .relaxed) } }
-                        break
-                    } catch let e as KafkaError where e.code == .queueFull {
-                        try await Task.sleep(nanoseconds: 100_000)
-                    }
-                }
+                try await producer.enqueueWaiting(rec) { r in if case .failure = r { failures.add(1, ordering: .relaxed) } }
             }
             try await producer.flush(timeout: .seconds(120))
             let produceSecs = (ContinuousClock.now - start).seconds

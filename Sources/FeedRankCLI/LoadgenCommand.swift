@@ -163,14 +163,7 @@ struct LoadgenCommand: AsyncParsableCommand {
     }
 
     private func enqueue(_ producer: KafkaProducer, _ rec: OutgoingRecord, onAck: @escaping @Sendable () -> Void) async throws {
-        while true {
-            do {
-                try producer.enqueue(rec) { r in if case .success = r { onAck() } }
-                return
-            } catch let e as KafkaError where e.code == .queueFull {
-                try await Task.sleep(nanoseconds: 500_000)
-            }
-        }
+        try await producer.enqueueWaiting(rec) { r in if case .success = r { onAck() } }
     }
 }
 

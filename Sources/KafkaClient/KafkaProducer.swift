@@ -60,6 +60,21 @@ public final class KafkaProducer: Sendable {
         }
     }
 
+    /// `enqueue`, waiting out a full local queue (it drains as the broker acknowledges) instead
+    /// of throwing `.queueFull`; other errors are thrown as by `enqueue`.
+    public func enqueueWaiting(_ record: OutgoingRecord, completion: @escaping Completion) async throws {
+        var backoff: UInt64 = 100_000  // 0.1 ms, doubling to 1 ms
+        while true {
+            do {
+                try enqueue(record, completion: completion)
+                return
+            } catch let e as KafkaError where e.code == .queueFull {
+                try await Task.sleep(nanoseconds: backoff)
+                backoff = min(backoff * 2, 1_000_000)
+            }
+        }
+    }
+
     /// Sends a record and waits for its delivery report. A full local queue is waited out.
     public func send(_ record: OutgoingRecord) async throws -> DeliveryReport {
         var backoff: UInt64 = 200_000  // 0.2 ms

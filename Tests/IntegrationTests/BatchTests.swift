@@ -201,14 +201,7 @@ extension WorkerHarness {
             if s.tLast >= at - 30 * 86_400_000 { active.append(s.userId) } else { inactive.append(s.userId) }
             let record = OutgoingRecord(topic: topics.state, partition: p, key: key, value: s.jsonBytes(),
                                         headers: [KafkaHeader(key: ModelVersionCheck.header, string: bundle.manifest.modelVersion)])
-            while true {
-                do {
-                    try producer.enqueue(record) { if case .success = $0 { acked.add() } }
-                    break
-                } catch let e as KafkaError where e.code == .queueFull {
-                    try await Task.sleep(nanoseconds: 1_000_000)
-                }
-            }
+            try await producer.enqueueWaiting(record) { if case .success = $0 { acked.add() } }
         }
         try await producer.flush(timeout: .seconds(120))
         guard Int(acked.current) == users else { throw HarnessError("only \(acked.current) of \(users) states acknowledged") }

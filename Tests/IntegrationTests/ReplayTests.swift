@@ -285,14 +285,7 @@ extension WorkerHarness {
         log.keyMismatches = keyMismatches
         log.total = records.count
         for r in records {
-            while true {
-                do {
-                    try producer.enqueue(r) { result in if case .success = result { acked.add() } }
-                    break
-                } catch let e as KafkaError where e.code == .queueFull {
-                    try await Task.sleep(nanoseconds: 1_000_000)
-                }
-            }
+            try await producer.enqueueWaiting(r) { result in if case .success = result { acked.add() } }
         }
         try await producer.flush(timeout: .seconds(60))
         guard Int(acked.current) == records.count else { throw HarnessError("only \(acked.current) of \(records.count) records acknowledged") }

@@ -248,12 +248,5 @@ struct WorkerIntegrationTests {
 }
 
 func enqueueRetrying(_ producer: KafkaProducer, _ record: OutgoingRecord) async throws {
-    while true {
-        do {
-            try producer.enqueue(record) { _ in }
-            return
-        } catch let e as KafkaError where e.code == .queueFull {
-            try await Task.sleep(nanoseconds: 1_000_000)
-        }
-    }
+    try await producer.enqueueWaiting(record) { _ in }
 }
