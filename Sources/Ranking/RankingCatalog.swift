@@ -15,7 +15,7 @@ public final class RankingCatalog: Sendable {
     /// Promoted rows (rule 1: scored exactly on every request, never from the index).
     public let promotedRows: [Int32]
     /// The promoted items' embeddings, one contiguous P × D matrix in `promotedRows` order.
-    let promotedEmbeddings: [Float]
+    package let promotedEmbeddings: [Float]
     /// nil: exact retrieval only.
     public let index: IVFPQIndex?
     /// The category ids as index labels, 0..<C.

@@ -15,22 +15,15 @@ public final class L1EntryCheck {
     /// sgemm, this check with sgemv: the last bits of u may differ).
     public var scoreTolerance = 1e-4
 
-    /// The promoted items' embeddings as one contiguous P×D matrix and their rows: rule 5 needs
-    /// every promoted score per entry, one sgemv instead of P scattered rows of the item matrix.
-    private let promotedMatrix: [Float]
+    /// Rule 5 needs every promoted score per entry: one sgemv over the catalogue's contiguous
+    /// promoted matrix instead of P scattered rows of the item matrix.
     private let promotedRows: [Int]
     private var promotedDots: [Float]
 
     public init(catalog: RankingCatalog) {
         self.catalog = catalog
         self.encoder = UserEncoder(bundle: catalog.bundle)
-        let bundle = catalog.bundle, d = bundle.embeddingDimension
         promotedRows = catalog.promotedRows.map(Int.init)
-        var m = [Float](repeating: 0, count: promotedRows.count * d)
-        for (i, row) in promotedRows.enumerated() {
-            bundle.withEmbedding(row: row) { e in for j in 0..<d { m[i * d + j] = e[j] } }
-        }
-        promotedMatrix = m
         promotedDots = [Float](repeating: 0, count: promotedRows.count)
     }
 
@@ -97,7 +90,7 @@ public final class L1EntryCheck {
         // Rule 5: the slots within the list hold the best eligible promoted items, best first
         // (scores from one sgemv: equal to the exact ones within the tolerance).
         let d = bundle.embeddingDimension
-        promotedMatrix.withUnsafeBufferPointer { a in
+        catalog.promotedEmbeddings.withUnsafeBufferPointer { a in
             u.withUnsafeBufferPointer { x in
                 promotedDots.withUnsafeMutableBufferPointer { y in
                     BLAS.sgemv(.none, rows: promotedRows.count, cols: d, a: a, lda: d, x: x, y: y)
