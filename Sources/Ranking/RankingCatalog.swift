@@ -23,6 +23,9 @@ public final class RankingCatalog: Sendable {
     /// The fresh source, per category (built only with an index: exact retrieval scores
     /// everything anyway).
     let freshSource: [FreshSlice]
+    /// The promoted items rule 5 can ever use (quality at or above the floor), by
+    /// `published_at`, for the promoted picks (built only with an index).
+    let promotedSource: FreshSlice?
 
     public init(bundle: ModelBundle, index: IVFPQIndex?, rules: RankingRules = RankingRules(),
                 retrieval: RetrievalSettings = RetrievalSettings()) throws(RankingError) {
@@ -63,40 +66,41 @@ public final class RankingCatalog: Sendable {
         if index != nil {
             let floor = rules.qualityFloor
             self.freshSource = organic.map { rows in FreshSlice(bundle: bundle, rows: rows.filter { bundle.items[Int($0)].quality >= floor }) }
+            self.promotedSource = FreshSlice(bundle: bundle, rows: promoted.filter { bundle.items[Int($0)].quality >= floor })
         } else {
             self.freshSource = []
+            self.promotedSource = nil
         }
     }
 
     public var categoryCount: Int { organicRows.count }
 }
 
-/// One category's organic rows at or above the quality floor, sorted by `published_at`, with
-/// their embeddings copied into one contiguous matrix in that order: the items fresh at any T,
-/// those with T - 24 h < published_at <= T, are a contiguous slice, scored with one sgemv.
-/// (The copy costs D × 4 bytes per organic item, 256 MB per million items at D = 64.)
+/// Rows at or above the quality floor (one category's organic rows, or the promoted rows) sorted
+/// by `published_at`, with an int8 copy of their embeddings in that order: the items fresh at
+/// any T, those with T - 24 h < published_at <= T, are a contiguous slice whose approximate dot
+/// products are one pass over D + 4 bytes per item (the few rows picked are then scored
+/// exactly like every other candidate). The copy costs D + 4 bytes per item, 65 MiB per million
+/// items at D = 64.
 struct FreshSlice: Sendable {
     let rows: [Int32]
     let published: [Int64]
-    let embeddings: [Float]
+    /// Item ids in `rows` order (the impression filter without touching the items).
+    let ids: [Int64]
+    let embeddings: Int8Rows
 
     init(bundle: ModelBundle, rows unsorted: [Int32]) {
         let rows = unsorted.sorted { a, b in
             let pa = bundle.items[Int(a)].publishedAt, pb = bundle.items[Int(b)].publishedAt
             return pa != pb ? pa < pb : a < b
         }
-        let d = bundle.embeddingDimension
-        var m = [Float](repeating: 0, count: rows.count * d)
-        m.withUnsafeMutableBufferPointer { mb in
-            for (i, r) in rows.enumerated() {
-                let e = bundle.embeddingPointer(row: Int(r))
-                for j in 0..<d { mb[i * d + j] = e[j] }
-            }
-        }
         self.rows = rows
         self.published = rows.map { bundle.items[Int($0)].publishedAt }
-        self.embeddings = m
+        self.ids = rows.map { bundle.items[Int($0)].id }
+        self.embeddings = Int8Rows(count: rows.count, dimension: bundle.embeddingDimension) { bundle.embeddingPointer(row: Int(rows[$0])) }
     }
+
+    var count: Int { rows.count }
 
     /// The index of the first entry published after `t`.
     func firstAfter(_ t: Int64) -> Int {
