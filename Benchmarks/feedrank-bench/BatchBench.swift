@@ -6,13 +6,14 @@ import RankingModel
 import Synchronization
 import Worker
 
-/// Fixtures for scripts/bench-batch.sh (issue 7): a world's activity log into a topic, more
-/// users for the batch by cloning the states in a changelog, and the ranking index built once
-/// (the one `serve` builds at start) so each command of the run loads it instead.
+/// Fixtures for scripts/bench-batch.sh and scripts/check-replay-identity.sh (issue 7): a world's
+/// activity log into a topic, more users for the batch by cloning the states in a changelog, the
+/// ranking index built once (the one `serve` builds at start) so each command of the run loads it
+/// instead, waiting for a group to commit a whole topic, and comparing two changelogs' states.
 struct BatchBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch", abstract: "Fixtures of the replay/batch benchmark (scripts/bench-batch.sh).",
-        subcommands: [ProduceEvents.self, CloneStates.self, BuildIndex.self])
+        subcommands: [ProduceEvents.self, CloneStates.self, BuildIndex.self, WaitCommitted.self, CompareStates.self])
 
     /// Produces the first N records of a user-activity JSON-lines file, key = user_id, record
     /// timestamp = the event's ts (so replay --from/--until see the world's times).
@@ -105,6 +106,86 @@ struct BatchBench: AsyncParsableCommand {
             }
             try index.save(to: out)
             print("index for \(bundle): IVF\(index.nlist), \(index.count) organic items, built in \(String(format: "%.1f", (ContinuousClock.now - start).seconds)) s")
+        }
+    }
+
+    /// Waits until `group` has committed the end offset of every partition of `topic` (the
+    /// live worker has processed, and acknowledged every output of, the whole log).
+    struct WaitCommitted: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "wait-committed")
+        @Option(help: "Broker list.") var brokers = "127.0.0.1:19092"
+        @Option(help: "The input topic.") var topic: String
+        @Option(help: "The consumer group.") var group: String
+        @Option(help: "Give up after this many seconds.") var timeout = 1800
+
+        func run() async throws {
+            let kafka = KafkaConfiguration(brokers: brokers, ["fetch.wait.max.ms": "10"])
+            let probe = try KafkaConsumer(configuration: kafka.merging(["group.id": group]), subscription: .assignment([:]))
+            defer { probe.close() }
+            guard let n = try probe.topicPartitionCounts()[topic] else { throw ValidationError("no topic \(topic)") }
+            let tps = (0..<Int32(n)).map { TopicPartition(topic, $0) }
+            let marks = try PartitionScan.watermarks(kafka: kafka, tps)
+            // Tansu's ListOffsets stops at the last batch's base offset: read to the true ends.
+            let ends = try await PartitionScan.read(kafka: kafka, ranges: marks.mapValues { PartitionScan.Range(start: $0.low, end: $0.high) }) { _, _ in .next }
+            let total = ends.values.reduce(0, +)
+            let start = ContinuousClock.now
+            var lastReport = start
+            while true {
+                let committed = try probe.committed(tps)
+                let done = tps.reduce(Int64(0)) { $0 + ((committed[$1] ?? nil) ?? 0) }
+                if tps.allSatisfy({ ends[$0, default: 0] == 0 || (committed[$0] ?? nil) == ends[$0] }) {
+                    print("group \(group) committed all \(total) records of \(topic) after \(String(format: "%.1f", (ContinuousClock.now - start).seconds)) s")
+                    return
+                }
+                if (ContinuousClock.now - start).seconds > Double(timeout) {
+                    throw ValidationError("group \(group): \(done) of \(total) records of \(topic) committed after \(timeout) s")
+                }
+                if (ContinuousClock.now - lastReport).seconds >= 15 {
+                    FileHandle.standardError.write(Data("wait-committed: group=\(group) done=\(done) total=\(total) elapsed_s=\(Int((ContinuousClock.now - start).seconds))\n".utf8))
+                    lastReport = ContinuousClock.now
+                }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+    }
+
+    /// Reads the latest state record per user of two user-state changelogs (the newest source
+    /// offset wins within a topic, as restore does) and compares their values byte for byte.
+    /// Exits non-zero unless both hold the same users with identical bytes.
+    struct CompareStates: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "compare-states")
+        @Option(help: "Broker list.") var brokers = "127.0.0.1:19092"
+        @Option(help: "One user-state topic (e.g. the live worker's).") var left: String
+        @Option(help: "The other (e.g. replay's).") var right: String
+
+        func latest(_ topic: String, _ kafka: KafkaConfiguration) async throws -> [Int64: [UInt8]] {
+            let probe = try KafkaConsumer(configuration: kafka, subscription: .assignment([:]))
+            guard let n = try probe.topicPartitionCounts()[topic] else { await probe.close(); throw ValidationError("no topic \(topic)") }
+            await probe.close()
+            let marks = try PartitionScan.watermarks(kafka: kafka, (0..<Int32(n)).map { TopicPartition(topic, $0) })
+            var out: [Int64: (value: [UInt8], source: SourcePosition?)] = [:]
+            var records: [(Int32, Int64, [UInt8])] = []
+            try await PartitionScan.read(kafka: kafka, ranges: marks.mapValues { PartitionScan.Range(start: $0.low, end: $0.high) }) { r, _ in
+                if !r.value.isEmpty { records.append((r.partition, r.offset, r.value)) }
+                return .next
+            }
+            records.sort { ($0.0, $0.1) < ($1.0, $1.1) }
+            for (_, _, value) in records {
+                let s = try UserState.decode(value)
+                if let old = out[s.userId], let a = old.source, let b = s.source, a.partition == b.partition, b.offset < a.offset { continue }
+                out[s.userId] = (value, s.source)
+            }
+            return out.mapValues(\.value)
+        }
+
+        func run() async throws {
+            let kafka = KafkaConfiguration(brokers: brokers, ["fetch.wait.max.ms": "10"])
+            let a = try await latest(left, kafka), b = try await latest(right, kafka)
+            let identical = a.filter { b[$0.key] == $0.value }.count
+            let differ = a.filter { b[$0.key] != nil && b[$0.key] != $0.value }.count
+            let onlyLeft = a.keys.filter { b[$0] == nil }.count, onlyRight = b.keys.filter { a[$0] == nil }.count
+            print("states: \(left) \(a.count) users, \(right) \(b.count) users; byte-identical \(identical), different \(differ), only in \(left) \(onlyLeft), only in \(right) \(onlyRight)")
+            guard identical == a.count, a.count == b.count else { throw ExitCode(1) }
         }
     }
 }

@@ -46,9 +46,30 @@ public enum DropReason: String, Sendable, CaseIterable, Codable {
 }
 
 /// Items dropped per rule in one ranking (summed into metrics by the worker).
+/// One slot per rule: counting is on the path of every candidate, so no hashing.
 public struct RuleCounters: Sendable, Equatable {
-    public var counts: [DropReason: Int] = [:]
+    private var slots = [Int](repeating: 0, count: DropReason.allCases.count)
     public init() {}
-    public mutating func add(_ r: DropReason, _ n: Int = 1) { counts[r, default: 0] += n }
-    public subscript(_ r: DropReason) -> Int { counts[r] ?? 0 }
+    public mutating func add(_ r: DropReason, _ n: Int = 1) { slots[r.slot] += n }
+    public subscript(_ r: DropReason) -> Int { slots[r.slot] }
+    /// The rules that dropped something, with their counts.
+    public var counts: [DropReason: Int] {
+        var out: [DropReason: Int] = [:]
+        for r in DropReason.allCases where slots[r.slot] > 0 { out[r] = slots[r.slot] }
+        return out
+    }
+}
+
+extension DropReason {
+    /// Position in `allCases`.
+    var slot: Int {
+        switch self {
+        case .qualityFloor: 0
+        case .recentlyShown: 1
+        case .categoryCap: 2
+        case .creatorCap: 3
+        case .noPromotedSlot: 4
+        case .belowCutoff: 5
+        }
+    }
 }

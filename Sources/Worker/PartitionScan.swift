@@ -4,16 +4,21 @@ import KafkaClient
 /// Reads fixed offset ranges of partitions with a plain assignment consumer (no group
 /// membership, no commits — it cannot disturb the live worker's group), each partition in
 /// order. Used by replay and batch for the activity log and the `user-state` changelog.
-enum PartitionScan {
-    enum Decision { case next, stopPartition }
+package enum PartitionScan {
+    package enum Decision { case next, stopPartition }
 
-    struct Range: Sendable {
-        var start: Int64
+    package struct Range: Sendable {
+        package var start: Int64
         /// Exclusive: a high watermark captured before reading (ListOffsets). `read` raises it
         /// to the high watermark of the partition's first fetch response: Tansu's ListOffsets
         /// answer stops at the base offset of the last record batch (see
         /// `KafkaConsumer.fetchedWatermarks`); on Kafka both agree.
-        var end: Int64
+        package var end: Int64
+
+        package init(start: Int64, end: Int64) {
+            self.start = start
+            self.end = end
+        }
     }
 
     /// Calls `body` for every record of `ranges` with the partition's end (records past it are ignored; a
@@ -22,7 +27,7 @@ enum PartitionScan {
     /// partitions that made no progress for `idleTimeout` (e.g. records deleted by retention
     /// while reading).
     @discardableResult
-    static func read(kafka: KafkaConfiguration, ranges: [TopicPartition: Range], idleTimeout: Duration = .seconds(60),
+    package static func read(kafka: KafkaConfiguration, ranges: [TopicPartition: Range], idleTimeout: Duration = .seconds(60),
                      _ body: (_ record: KafkaRecord, _ end: Int64) throws -> Decision) async throws -> [TopicPartition: Int64] {
         var ends = ranges.mapValues(\.end)
         let active = ranges.filter { $0.value.start < $0.value.end }
@@ -95,7 +100,7 @@ enum PartitionScan {
     }
 
     /// Low/high watermarks of every partition, through one short-lived reader.
-    static func watermarks(kafka: KafkaConfiguration, _ tps: [TopicPartition]) throws -> [TopicPartition: (low: Int64, high: Int64)] {
+    package static func watermarks(kafka: KafkaConfiguration, _ tps: [TopicPartition]) throws -> [TopicPartition: (low: Int64, high: Int64)] {
         guard let first = tps.first else { return [:] }
         let reader = try KafkaConsumer(configuration: kafka, subscription: .assignment([first: KafkaOffset.end]), bufferCapacity: 1)
         defer { reader.close() }
