@@ -36,28 +36,15 @@ PY="$VENV_DIR/bin/python"
 [ -f "$WORLD/bundle/manifest.json" ] || "$FEEDRANK_ROOT/scripts/make-worlds.sh" 1m
 
 # Services: start the missing ones; at exit stop (by PID) only those.
-svc_started=()
-for f in "$RUN_DIR/tansu.pid" "$RUN_DIR/redis.pid"; do
-  { [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; } || svc_started+=("$f")
-done
-[ ${#svc_started[@]} -eq 0 ] || "$FEEDRANK_ROOT/scripts/services.sh" up
+start_missing_services
 batch_pid=""
 cleanup() {
   [ -z "$batch_pid" ] || kill "$batch_pid" 2>/dev/null || true
-  for f in "${svc_started[@]}"; do
-    [ -f "$f" ] && { kill "$(cat "$f")" 2>/dev/null || true; rm -f "$f"; log "stopped $(basename "$f" .pid)"; }
-  done
+  stop_started_services
 }
 trap cleanup EXIT
 
-if [ -n "${FEEDRANK_BIN:-}" ]; then BIN="$FEEDRANK_BIN"; else
-  log "building feedrank and feedrank-bench (release, $SCRATCH)"
-  . "$FEEDRANK_ROOT/scripts/env.sh"
-  swift build -c release --scratch-path "$SCRATCH" --product feedrank >/dev/null
-  swift build -c release --scratch-path "$SCRATCH" --product feedrank-bench >/dev/null
-  BIN="$SCRATCH/release/feedrank"
-fi
-BENCH="${FEEDRANK_BENCH_BIN:-$(dirname "$BIN")/feedrank-bench}"
+release_bins "$SCRATCH"
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 log "run $RUN: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(load)"
 

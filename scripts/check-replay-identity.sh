@@ -25,27 +25,15 @@ mkdir -p "$OUT"
 BROKERS="127.0.0.1:$KAFKA_PORT"
 [ -f "$WORLD/bundle/manifest.json" ] || "$FEEDRANK_ROOT/scripts/make-worlds.sh" 1m
 
-svc_started=()
-for f in "$RUN_DIR/tansu.pid" "$RUN_DIR/redis.pid"; do
-  { [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; } || svc_started+=("$f")
-done
-[ ${#svc_started[@]} -eq 0 ] || "$FEEDRANK_ROOT/scripts/services.sh" up
+start_missing_services
 worker_pid=""
 cleanup() {
   if [ -n "$worker_pid" ] && kill -0 "$worker_pid" 2>/dev/null; then kill "$worker_pid" 2>/dev/null || true; fi
-  for f in "${svc_started[@]}"; do
-    [ -f "$f" ] && { kill "$(cat "$f")" 2>/dev/null || true; rm -f "$f"; log "stopped $(basename "$f" .pid)"; }
-  done
+  stop_started_services
 }
 trap cleanup EXIT
 
-if [ -n "${FEEDRANK_BIN:-}" ]; then BIN="$FEEDRANK_BIN"; else
-  log "building feedrank and feedrank-bench (release)"
-  swift build -c release --product feedrank >/dev/null
-  swift build -c release --product feedrank-bench >/dev/null
-  BIN="$FEEDRANK_ROOT/.build/release/feedrank"
-fi
-BENCH="${FEEDRANK_BENCH_BIN:-$(dirname "$BIN")/feedrank-bench}"
+release_bins
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 log "run $RUN: $EVENTS events, $(nproc) cores, load $(load)"
 

@@ -61,9 +61,7 @@ struct BatchBench: AsyncParsableCommand {
         func run() async throws {
             let b = try ModelBundle.load(directory: bundle)
             let kafka = KafkaConfiguration(brokers: brokers, ["fetch.wait.max.ms": "10"])
-            let probe = try KafkaConsumer(configuration: kafka, subscription: .assignment([:]))
-            guard let partitions = try probe.topicPartitionCounts()[topic] else { throw ValidationError("no topic \(topic)") }
-            await probe.close()
+            guard let partitions = try PartitionScan.partitionCounts(kafka: kafka)[topic] else { throw ValidationError("no topic \(topic)") }
             let snapshot = try await StateSnapshot.read(kafka: kafka, topic: topic, partitions: (0..<Int32(partitions)).map { $0 },
                                                         manifest: b.manifest, logger: .init(label: "clone"))
             let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: brokers, ["linger.ms": "5"]))
@@ -120,13 +118,12 @@ struct BatchBench: AsyncParsableCommand {
 
         func run() async throws {
             let kafka = KafkaConfiguration(brokers: brokers, ["fetch.wait.max.ms": "10"])
+            let ranges = try BatchBench.wholeTopic(topic, kafka)
+            let tps = Array(ranges.keys)
+            // Tansu's ListOffsets stops at the last batch's base offset: read to the true ends.
+            let ends = try await PartitionScan.read(kafka: kafka, ranges: ranges) { _, _ in .next }
             let probe = try KafkaConsumer(configuration: kafka.merging(["group.id": group]), subscription: .assignment([:]))
             defer { probe.close() }
-            guard let n = try probe.topicPartitionCounts()[topic] else { throw ValidationError("no topic \(topic)") }
-            let tps = (0..<Int32(n)).map { TopicPartition(topic, $0) }
-            let marks = try PartitionScan.watermarks(kafka: kafka, tps)
-            // Tansu's ListOffsets stops at the last batch's base offset: read to the true ends.
-            let ends = try await PartitionScan.read(kafka: kafka, ranges: marks.mapValues { PartitionScan.Range(start: $0.low, end: $0.high) }) { _, _ in .next }
             let total = ends.values.reduce(0, +)
             let start = ContinuousClock.now
             var lastReport = start
@@ -159,13 +156,10 @@ struct BatchBench: AsyncParsableCommand {
         @Option(help: "The other (e.g. replay's).") var right: String
 
         func latest(_ topic: String, _ kafka: KafkaConfiguration) async throws -> [Int64: [UInt8]] {
-            let probe = try KafkaConsumer(configuration: kafka, subscription: .assignment([:]))
-            guard let n = try probe.topicPartitionCounts()[topic] else { await probe.close(); throw ValidationError("no topic \(topic)") }
-            await probe.close()
-            let marks = try PartitionScan.watermarks(kafka: kafka, (0..<Int32(n)).map { TopicPartition(topic, $0) })
+            let ranges = try BatchBench.wholeTopic(topic, kafka)
             var out: [Int64: (value: [UInt8], source: SourcePosition?)] = [:]
             var records: [(Int32, Int64, [UInt8])] = []
-            try await PartitionScan.read(kafka: kafka, ranges: marks.mapValues { PartitionScan.Range(start: $0.low, end: $0.high) }) { r, _ in
+            try await PartitionScan.read(kafka: kafka, ranges: ranges) { r, _ in
                 if !r.value.isEmpty { records.append((r.partition, r.offset, r.value)) }
                 return .next
             }
@@ -187,5 +181,13 @@ struct BatchBench: AsyncParsableCommand {
             print("states: \(left) \(a.count) users, \(right) \(b.count) users; byte-identical \(identical), different \(differ), only in \(left) \(onlyLeft), only in \(right) \(onlyRight)")
             guard identical == a.count, a.count == b.count else { throw ExitCode(1) }
         }
+    }
+
+    /// Every partition of `topic`, from its low watermark to its high watermark as ListOffsets
+    /// reports it (`PartitionScan.read` reads on to the true end).
+    static func wholeTopic(_ topic: String, _ kafka: KafkaConfiguration) throws -> [TopicPartition: PartitionScan.Range] {
+        guard let n = try PartitionScan.partitionCounts(kafka: kafka)[topic] else { throw ValidationError("no topic \(topic)") }
+        let marks = try PartitionScan.watermarks(kafka: kafka, (0..<Int32(n)).map { TopicPartition(topic, $0) })
+        return marks.mapValues { PartitionScan.Range(start: $0.low, end: $0.high) }
     }
 }

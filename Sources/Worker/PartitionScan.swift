@@ -118,7 +118,7 @@ package enum PartitionScan {
     }
 
     /// Partition counts of the cluster's topics.
-    static func partitionCounts(kafka: KafkaConfiguration) throws -> [String: Int] {
+    package static func partitionCounts(kafka: KafkaConfiguration) throws -> [String: Int] {
         let reader = try KafkaConsumer(configuration: kafka, subscription: .assignment([:]), bufferCapacity: 1)
         defer { reader.close() }
         return try reader.topicPartitionCounts(timeout: .seconds(10))
