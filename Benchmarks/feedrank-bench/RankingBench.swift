@@ -78,6 +78,7 @@ struct RankingBench: AsyncParsableCommand {
             lat.reserveCapacity(rankings)
             var parts = RankingTimings()
             var short = 0, bound = 0, expansions = 0
+            ranker.resetSearchStatistics()
             let start = ContinuousClock.now
             for i in 0..<rankings {
                 let s = ContinuousClock.now
@@ -90,6 +91,7 @@ struct RankingBench: AsyncParsableCommand {
                 expansions += out.expansions
             }
             let secs = (ContinuousClock.now - start).seconds
+            let work = ranker.searchStatistics
             lat.sort()
             func q(_ f: Double) -> Double { lat[min(lat.count - 1, Int(Double(lat.count) * f))] }
             let n = Double(rankings)
@@ -110,12 +112,15 @@ struct RankingBench: AsyncParsableCommand {
                 "tower_us": Double(parts.tower) / n / 1000, "retrieval_us": Double(parts.retrieval) / n / 1000,
                 "rescore_us": Double(parts.rescore) / n / 1000, "rules_us": Double(parts.rules) / n / 1000,
                 "short_lists": short, "bound_hits": bound, "expansion_rounds_per_ranking": Double(expansions) / n,
-                "overlap_at_num_items": overlap,
+                "overlap_at_num_items": overlap.isNaN ? NSNull() : overlap as Any,
+                "lists_scanned_per_ranking": Double(work.listsScanned) / n,
+                "entries_scanned_per_ranking": Double(work.entriesScanned) / n,
             ]
             results.append(r)
-            print(String(format: "%@: %d fresh items; %.0f rankings/s, p50 %.3f ms, p99 %.3f ms; tower %.1f µs, retrieval %.1f µs, re-score %.1f µs, rules %.1f µs; overlap@%d with exact %.4f; %d short, %d bound hits",
+            print(String(format: "%@: %d fresh items; %.0f rankings/s, p50 %.3f ms, p99 %.3f ms; tower %.1f µs, retrieval %.1f µs, re-score %.1f µs, rules %.1f µs; overlap@%d with exact %.4f; %d short, %d bound hits; %.0f list scans, %.0f entries per ranking",
                          label, fresh, n / secs, q(0.5), q(0.99), r["tower_us"] as! Double, r["retrieval_us"] as! Double,
-                         r["rescore_us"] as! Double, r["rules_us"] as! Double, numItems, overlap, short, bound))
+                         r["rescore_us"] as! Double, r["rules_us"] as! Double, numItems, overlap, short, bound,
+                         Double(work.listsScanned) / n, Double(work.entriesScanned) / n))
         }
         let out: [String: Any] = ["bench": "ranking", "items": b.itemCount, "nlist": idx.nlist, "nprobe": retrieval.nprobe,
                                   "candidates_per_category": retrieval.candidatesPerCategory, "num_items": numItems,

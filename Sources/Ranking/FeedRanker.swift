@@ -28,9 +28,19 @@ public final class FeedRanker {
         rank(input, userEmbedding: nil)
     }
 
+    /// The index searcher's work counters since this ranker was made (or `resetSearchStatistics`);
+    /// zero without an index.
+    public var searchStatistics: SearchStatistics { searcher?.statistics ?? SearchStatistics() }
+
+    public func resetSearchStatistics() { searcher?.resetStatistics() }
+
     /// Ranks with a user embedding computed elsewhere (batch jobs embed 1,000 users with one
     /// sgemm per layer); `userEmbedding` must be what `UserEncoder` gives for the input.
-    public func rank(_ input: RankingInput, userEmbedding: UnsafeBufferPointer<Float>?) -> RankingOutput {
+    ///
+    /// `picks` replaces the fresh and promoted sources' own passes with picks made for many
+    /// users at once (`BatchSourcePicks`); it is used only with the index and without `explain`.
+    public func rank(_ input: RankingInput, userEmbedding: UnsafeBufferPointer<Float>?,
+                     picks: SourcePicks? = nil) -> RankingOutput {
         let clock = ContinuousClock()
         var timings = RankingTimings()
         var t0 = clock.now
@@ -56,8 +66,9 @@ public final class FeedRanker {
         // Rule 5 needs only the best eligible promoted items, one per slot within the list:
         // with the index (and no --explain, which lists every dropped item) those are picked
         // by an sgemv over the promoted matrix and only they are scored exactly.
+        let batchPicks = useIndex && !input.explain ? picks : nil
         let promotedRows = useIndex && !input.explain
-            ? promotedCandidateRows(at: input.at, impressed: pass.impressed, numItems: numItems)
+            ? (batchPicks?.promoted ?? promotedCandidateRows(at: input.at, impressed: pass.impressed, numItems: numItems))
             : catalog.promotedRows
         var promoted = pass.score(rows: promotedRows, promoted: true)
         promoted.sort(by: Candidate.ranksBefore)
@@ -81,7 +92,7 @@ public final class FeedRanker {
             for cat in 0..<c { neighbors.append(searcher.results(forLabelAt: cat).map { Int32(truncatingIfNeeded: $0.id) }) }
             lap(\.retrieval)
             for cat in 0..<c {
-                var items = pass.score(rows: withFresh(neighbors[cat], cat: cat, at: input.at, impressed: pass.impressed), promoted: false)
+                var items = pass.score(rows: withFresh(neighbors[cat], cat: cat, at: input.at, impressed: pass.impressed, picks: batchPicks), promoted: false)
                 items.sort(by: Candidate.ranksBefore)
                 // Every organic item of the category was a candidate: nothing else can exist.
                 pools[cat] = CategoryCandidates(items: items, complete: neighbors[cat].count >= catalog.organicRows[cat].count)
@@ -124,7 +135,7 @@ public final class FeedRanker {
                         searcher!.search(q.baseAddress!, k: k, parameters: SearchParameters(nprobe: nprobe),
                                          filter: .label(UInt16(cat))).map { Int32(truncatingIfNeeded: $0.id) }
                     }
-                    rows = withFresh(rows, cat: cat, at: input.at, impressed: pass.impressed)
+                    rows = withFresh(rows, cat: cat, at: input.at, impressed: pass.impressed, picks: batchPicks)
                     lap(\.retrieval)
                 }
                 var items = pass.score(rows: rows, promoted: false)
@@ -160,8 +171,8 @@ public final class FeedRanker {
 
     /// `rows` (index candidates of category `cat`) plus the category's best fresh items that
     /// are not among them.
-    private func withFresh(_ rows: [Int32], cat: Int, at: Int64, impressed: Set<Int64>) -> [Int32] {
-        let fresh = freshCandidates(cat: cat, at: at, impressed: impressed)
+    private func withFresh(_ rows: [Int32], cat: Int, at: Int64, impressed: Set<Int64>, picks: SourcePicks?) -> [Int32] {
+        let fresh = picks.map { $0.fresh[cat] } ?? freshCandidates(cat: cat, at: at, impressed: impressed)
         if fresh.isEmpty { return rows }
         var out = rows
         for r in fresh where !rows.contains(r) { out.append(r) }
@@ -194,7 +205,7 @@ public final class FeedRanker {
 
     /// Rows picked by approximate dot products beyond those needed, so the approximation's
     /// error rarely changes which rows the exact scores then order.
-    static let approximationMargin = 4
+    public static let approximationMargin = 4
 
     /// The promoted rows rule 5 can use: for each of fresh and not fresh (the boost changes
     /// the order between them), the best by approximate dot product among the eligible ones
@@ -293,12 +304,17 @@ struct CandidatePass {
         self.at = input.at
         self.explain = input.explain
         self.u = u
+        self.impressed = Self.impressedItems(input.state, at: input.at, windowMs: catalog.rules.impressionWindowMs)
+    }
+
+    /// Rule 3's recently shown items: impressions in [at - window, at].
+    static func impressedItems(_ state: UserState?, at: Int64, windowMs: Int64) -> Set<Int64> {
         var seen = Set<Int64>()
-        if let state = input.state {
-            let from = input.at - catalog.rules.impressionWindowMs
-            for imp in state.impressions where imp.ts >= from && imp.ts <= input.at { seen.insert(imp.itemId) }
+        if let state {
+            let from = at - windowMs
+            for imp in state.impressions where imp.ts >= from && imp.ts <= at { seen.insert(imp.itemId) }
         }
-        self.impressed = seen
+        return seen
     }
 
     mutating func score(rows: [Int32], promoted: Bool) -> [Candidate] {

@@ -1,13 +1,22 @@
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+#endif
+
 /// The 4-bit fast-scan kernel: per-query lookup tables quantized to bytes, 16 table lookups per
-/// SIMD byte shuffle, sums in 16-bit lanes.
+/// byte shuffle, sums in 16-bit lanes.
 ///
-/// The shuffle is written as `table[index[i]]` over SIMD16 lanes; LLVM lowers that pattern to
-/// one `pshufb` (needs SSSE3: the module is built with `-target-cpu haswell`). LLVM only does so
-/// while the index vector stays a vector: if the nibble masks' only users are the 16 lane
-/// extractions, it scalarizes the masks and then the lookups (16 byte loads per shuffle), so
-/// the kernel also ORs the masked vectors into `keep` and stores it to a scratch `sink`.
+/// On x86-64 the kernel is written with the AVX2 intrinsics (the module is built with
+/// `-target-cpu haswell`): one 256-bit `vpshufb` looks up all 32 entries of a block for one
+/// sub-quantizer, half the instructions of two 128-bit shuffles. LLVM does not recognise a
+/// 32-lane `table[index[i]]` loop as that instruction (it spills every lane), so the portable
+/// fallback below keeps the 16-lane form, which it does lower to one `pshufb` / `tbl` as long
+/// as the index vector stays a vector (hence `keep` and the `sink` store).
 enum FastScan {
-    /// Quantizes a float table (M × 16, entry m·16 + c) to bytes for the kernel:
+    /// Bytes of the kernel's table for M sub-quantizers: per pair (2p, 2p + 1) 64 bytes, table
+    /// 2p twice then table 2p + 1 twice (a 256-bit shuffle looks up within each 128-bit half).
+    static func kernelTableBytes(subquantizers m: Int) -> Int { m * 32 }
+
+    /// Quantizes a float table (M × 16, entry m·16 + c) to bytes:
     /// q[m][c] = round((t[m][c] - min_m) · scale), so that for any code
     /// Σ_m t[m][c_m] ≈ bias + (Σ_m q[m][c_m]) / scale with bias = Σ_m min_m.
     /// One scale for all m keeps the 16-bit sums comparable; M·255 must fit in 16 bits.
@@ -33,26 +42,56 @@ enum FastScan {
         return (bias, 1 / scale)
     }
 
-    @inline(__always)
-    static func shuffle(_ table: SIMD16<UInt8>, _ index: SIMD16<UInt8>) -> SIMD16<UInt8> {
-        var r = SIMD16<UInt8>()
-        for i in 0..<16 { r[i] = table[Int(index[i])] }
-        return r
+    /// Lays the quantized tables (M × 16 bytes) out as the kernel reads them
+    /// (`kernelTableBytes` bytes at `out`).
+    static func kernelTable(_ q: UnsafePointer<UInt8>, subquantizers m: Int, into out: UnsafeMutablePointer<UInt8>) {
+        for p in 0..<(m / 2) {
+            let dst = out + p * 64
+            for c in 0..<16 {
+                dst[c] = q[2 * p * 16 + c]
+                dst[16 + c] = q[2 * p * 16 + c]
+                dst[32 + c] = q[(2 * p + 1) * 16 + c]
+                dst[48 + c] = q[(2 * p + 1) * 16 + c]
+            }
+        }
     }
 
-    /// Sums of the quantized table entries of the 32 entries of one packed block, in four
-    /// vectors: lane l of `even0` is entry 2l, of `odd0` entry 2l + 1, of `even1` entry 16 + 2l,
-    /// of `odd1` entry 17 + 2l. `lut` holds M tables of 16 bytes.
+    /// Position in the block of the entry whose sum is lane `lane` (0..<32) of
+    /// `(even, odd)` as `accumulate` returns them: even lane i is entry (i / 8)·16 + 2·(i % 8),
+    /// odd lane i the entry after it.
     @inline(__always)
-    static func accumulate(_ lut: UnsafePointer<UInt8>, block: UnsafePointer<UInt8>, subquantizers m: Int,
-                           sink: UnsafeMutableRawPointer)
-        -> (even0: SIMD8<UInt16>, odd0: SIMD8<UInt16>, even1: SIMD8<UInt16>, odd1: SIMD8<UInt16>)
-    {
-        let t = UnsafeRawPointer(lut), c = UnsafeRawPointer(block)
+    static func entry(ofLane lane: Int) -> Int {
+        let odd = lane >> 4, i = lane & 15
+        return (i >> 3) * 16 + 2 * (i & 7) + odd
+    }
+
+    /// Sums of the quantized table entries of the 32 entries of one packed block (lane order:
+    /// `entry(ofLane:)`). `table` is the kernel table (`kernelTable`); `sink` is 32 writable
+    /// bytes the portable fallback stores to.
+    @inline(__always)
+    static func accumulate(_ table: UnsafePointer<UInt8>, block: UnsafePointer<UInt8>, subquantizers m: Int,
+                           sink: UnsafeMutableRawPointer) -> (even: SIMD16<UInt16>, odd: SIMD16<UInt16>) {
+        #if arch(x86_64)
+        let t = UnsafeRawPointer(table), c = UnsafeRawPointer(block)
+        let mask = _mm256_set1_epi8(0x0F)
+        var a = _mm256_setzero_si256(), b = _mm256_setzero_si256()
+        for p in 0..<(m / 2) {
+            let codes = c.loadUnaligned(fromByteOffset: p * 32, as: __m256i.self)
+            let lo = _mm256_and_si256(codes, mask)
+            let hi = _mm256_and_si256(_mm256_srli_epi16(codes, 4), mask)
+            // Each 16-bit lane holds two entries' bytes: the low byte (even entry) and the high
+            // byte (odd entry). a collects low + 256·high (mod 2^16), b the high bytes alone.
+            let w = _mm256_shuffle_epi8(t.loadUnaligned(fromByteOffset: p * 64, as: __m256i.self), lo)
+            let x = _mm256_shuffle_epi8(t.loadUnaligned(fromByteOffset: p * 64 + 32, as: __m256i.self), hi)
+            a = _mm256_add_epi16(a, _mm256_add_epi16(w, x))
+            b = _mm256_add_epi16(b, _mm256_add_epi16(_mm256_srli_epi16(w, 8), _mm256_srli_epi16(x, 8)))
+        }
+        let odd = unsafeBitCast(b, to: SIMD16<UInt16>.self)
+        return (unsafeBitCast(a, to: SIMD16<UInt16>.self) &- (odd &<< 8), odd)
+        #else
+        let t = UnsafeRawPointer(table), c = UnsafeRawPointer(block)
         let mask = SIMD16<UInt8>(repeating: 0x0F)
         var a0 = SIMD8<UInt16>(), b0 = SIMD8<UInt16>(), a1 = SIMD8<UInt16>(), b1 = SIMD8<UInt16>()
-        // `keep` gives the masked index vectors a vector use besides the lookups; without it
-        // LLVM scalarizes the masks and with them the whole shuffle (see the type comment).
         var keep = SIMD16<UInt8>()
         for p in 0..<(m / 2) {
             let c0 = c.loadUnaligned(fromByteOffset: p * 32, as: SIMD16<UInt8>.self)
@@ -61,10 +100,8 @@ enum FastScan {
             let hi0 = unsafeBitCast(unsafeBitCast(c0, to: SIMD8<UInt16>.self) &>> 4, to: SIMD16<UInt8>.self) & mask
             let hi1 = unsafeBitCast(unsafeBitCast(c1, to: SIMD8<UInt16>.self) &>> 4, to: SIMD16<UInt8>.self) & mask
             keep |= (lo0 | hi0) | (lo1 | hi1)
-            let tLo = t.loadUnaligned(fromByteOffset: p * 32, as: SIMD16<UInt8>.self)
-            let tHi = t.loadUnaligned(fromByteOffset: p * 32 + 16, as: SIMD16<UInt8>.self)
-            // Each 16-bit lane holds two entries' bytes: the low byte (even entry) and the high
-            // byte (odd entry). a collects low + 256·high (mod 2^16), b the high bytes alone.
+            let tLo = t.loadUnaligned(fromByteOffset: p * 64, as: SIMD16<UInt8>.self)
+            let tHi = t.loadUnaligned(fromByteOffset: p * 64 + 32, as: SIMD16<UInt8>.self)
             let w0 = unsafeBitCast(shuffle(tLo, lo0), to: SIMD8<UInt16>.self)
             let x0 = unsafeBitCast(shuffle(tHi, hi0), to: SIMD8<UInt16>.self)
             let w1 = unsafeBitCast(shuffle(tLo, lo1), to: SIMD8<UInt16>.self)
@@ -75,6 +112,17 @@ enum FastScan {
             b1 &+= (w1 &>> 8) &+ (x1 &>> 8)
         }
         sink.storeBytes(of: keep, as: SIMD16<UInt8>.self)
-        return (a0 &- (b0 &<< 8), b0, a1 &- (b1 &<< 8), b1)
+        let e0 = a0 &- (b0 &<< 8), e1 = a1 &- (b1 &<< 8)
+        return (SIMD16(lowHalf: e0, highHalf: e1), SIMD16(lowHalf: b0, highHalf: b1))
+        #endif
     }
+
+    #if !arch(x86_64)
+    @inline(__always)
+    static func shuffle(_ table: SIMD16<UInt8>, _ index: SIMD16<UInt8>) -> SIMD16<UInt8> {
+        var r = SIMD16<UInt8>()
+        for i in 0..<16 { r[i] = table[Int(index[i])] }
+        return r
+    }
+    #endif
 }

@@ -24,7 +24,9 @@ public final class IVFPQSearcher {
     let coarse: UnsafeMutablePointer<Float>
     let lut: UnsafeMutablePointer<Float>
     let lut8: UnsafeMutablePointer<UInt8>
-    /// 16 bytes the fast-scan kernel stores to (see `FastScan.accumulate`).
+    /// `lut8` laid out for the fast-scan kernel (`FastScan.kernelTable`).
+    let kernelTable: UnsafeMutablePointer<UInt8>
+    /// 32 bytes the fast-scan kernel may store to (see `FastScan.accumulate`).
     let sink: UnsafeMutableRawPointer
     let sums: UnsafeMutablePointer<UInt16>
     let probes: UnsafeMutablePointer<Neighbor>
@@ -51,7 +53,8 @@ public final class IVFPQSearcher {
         coarse = .allocate(capacity: nlist)
         lut = .allocate(capacity: m * ksub)
         lut8 = .allocate(capacity: m * 16)
-        sink = .allocate(byteCount: 16, alignment: 16)
+        kernelTable = .allocate(capacity: FastScan.kernelTableBytes(subquantizers: m))
+        sink = .allocate(byteCount: 32, alignment: 32)
         sums = .allocate(capacity: 32)
         probes = .allocate(capacity: nlist)
         resultCapacity = 1024
@@ -60,7 +63,7 @@ public final class IVFPQSearcher {
     }
 
     deinit {
-        coarse.deallocate(); lut.deallocate(); lut8.deallocate(); sink.deallocate()
+        coarse.deallocate(); lut.deallocate(); lut8.deallocate(); kernelTable.deallocate(); sink.deallocate()
         sums.deallocate(); probes.deallocate(); results.deallocate(); rowPointers.deallocate()
         probeHeap.deallocate(); refineHeap.deallocate()
         for h in heaps { h.deallocate() }
@@ -167,6 +170,7 @@ public final class IVFPQSearcher {
         index.pq.innerProductTable(query, into: lut)
         if fastScan {
             (lutBias, lutInvScale) = FastScan.quantize(lut, subquantizers: m, into: lut8)
+            FastScan.kernelTable(lut8, subquantizers: m, into: kernelTable)
         }
     }
 
@@ -276,19 +280,14 @@ public final class IVFPQSearcher {
             let need = (threshold - listBase) * scale
             if need > 65535 { return }      // nothing left in this list can enter
             let needQ = need <= 0 ? UInt16(0) : UInt16(need)
-            let (e0, o0, e1, o1) = FastScan.accumulate(lut8, block: codes + b * blockBytes, subquantizers: mm, sink: sink)
-            let best = pointwiseMax(pointwiseMax(e0, o0), pointwiseMax(e1, o1))
-            guard any(best .>= SIMD8<UInt16>(repeating: needQ)) else { continue }
+            let (even, odd) = FastScan.accumulate(kernelTable, block: codes + b * blockBytes, subquantizers: mm, sink: sink)
+            guard any(pointwiseMax(even, odd) .>= SIMD16<UInt16>(repeating: needQ)) else { continue }
             let raw = UnsafeMutableRawPointer(sums)
-            raw.storeBytes(of: e0, as: SIMD8<UInt16>.self)
-            raw.storeBytes(of: o0, toByteOffset: 16, as: SIMD8<UInt16>.self)
-            raw.storeBytes(of: e1, toByteOffset: 32, as: SIMD8<UInt16>.self)
-            raw.storeBytes(of: o1, toByteOffset: 48, as: SIMD8<UInt16>.self)
+            raw.storeBytes(of: even, as: SIMD16<UInt16>.self)
+            raw.storeBytes(of: odd, toByteOffset: 32, as: SIMD16<UInt16>.self)
             let blockStart = b * 32
             for lane in 0..<32 where sums[lane] >= needQ {
-                // lanes: 0-7 even entries 0..14, 8-15 odd 1..15, 16-23 even 16..30, 24-31 odd 17..31
-                let group = lane >> 3, i = lane & 7
-                let pos = blockStart + (group >> 1) * 16 + 2 * i + (group & 1)
+                let pos = blockStart + FastScan.entry(ofLane: lane)
                 guard range.contains(pos) else { continue }
                 let score = listBase + Float(sums[lane]) * inv
                 if score > threshold {

@@ -27,8 +27,9 @@ public struct RankedBatch: Sendable {
 }
 
 /// Ranks many users the way batch jobs should: users in batches whose embeddings come from one
-/// sgemm per tower layer (`UserEncoder.embedBatch`), then the full pipeline per user
-/// (`FeedRanker.rank(_:userEmbedding:)`: index search, exact re-scoring, rules), on `threads`
+/// sgemm per tower layer (`UserEncoder.embedBatch`) and whose fresh and promoted candidates come
+/// from one sgemm per category (`BatchSourcePicks`), then the full pipeline per user
+/// (`FeedRanker.rank(_:userEmbedding:picks:)`: index search, exact re-scoring, rules), on `threads`
 /// threads that each own an encoder and a ranker and take whole batches.
 public final class BatchRanker: Sendable {
     public let catalog: RankingCatalog
@@ -81,6 +82,7 @@ public final class BatchRanker: Sendable {
                           shouldStop: () -> Bool, deliver: (RankedBatch) -> Void) {
         let encoder = UserEncoder(bundle: catalog.bundle)
         let ranker = FeedRanker(catalog: catalog)
+        let sources = BatchSourcePicks(catalog: catalog, at: at)
         let d = catalog.bundle.embeddingDimension
         let modelVersion = catalog.bundle.manifest.modelVersion
         var u = [Float](repeating: 0, count: batchSize * d)
@@ -93,7 +95,11 @@ public final class BatchRanker: Sendable {
             let started = ContinuousClock.now
             let contexts = range.map { UserContext(state: jobs[$0].state, at: at, device: jobs[$0].device) }
             u.withUnsafeMutableBufferPointer { encoder.embedBatch(contexts, into: $0) }
-            let embedShareMs = started.elapsedMilliseconds / Double(range.count)
+            let inputs = range.map { RankingInput(userId: jobs[$0].userId, state: jobs[$0].state, at: at,
+                                                  device: jobs[$0].device, numItems: numItems) }
+            // The fresh and promoted sources for the whole batch: one sgemm per category.
+            let picks = u.withUnsafeBufferPointer { ub in sources?.picks(for: inputs, embeddings: ub) }
+            let sharedMs = started.elapsedMilliseconds / Double(range.count)
             var batch = RankedBatch(index: b, users: [], responses: [])
             batch.users.reserveCapacity(range.count)
             batch.responses.reserveCapacity(range.count)
@@ -101,12 +107,11 @@ public final class BatchRanker: Sendable {
                 for (i, j) in range.enumerated() {
                     let job = jobs[j]
                     let t0 = ContinuousClock.now
-                    let out = ranker.rank(RankingInput(userId: job.userId, state: job.state, at: at, device: job.device,
-                                                       numItems: numItems),
-                                          userEmbedding: UnsafeBufferPointer(rebasing: ub[(i * d)..<((i + 1) * d)]))
+                    let out = ranker.rank(inputs[i], userEmbedding: UnsafeBufferPointer(rebasing: ub[(i * d)..<((i + 1) * d)]),
+                                          picks: picks?[i])
                     let response = RankingResponse(
                         requestId: nil, userId: job.userId, trigger: .backfill, items: out.items,
-                        latencyMs: t0.elapsedMilliseconds + embedShareMs, modelVersion: modelVersion,
+                        latencyMs: t0.elapsedMilliseconds + sharedMs, modelVersion: modelVersion,
                         coldStart: out.coldStart, generatedAt: Int64(Date().timeIntervalSince1970 * 1000),
                         short: out.short, boundHit: out.boundHit)
                     batch.users.append(job.userId)

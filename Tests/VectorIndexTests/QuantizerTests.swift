@@ -132,15 +132,20 @@ struct QuantizerTests {
         let layout = CodeLayout.fastScan4(subquantizers: m)
         var packed = [UInt8](repeating: 0, count: layout.codeBytes(count: n))
         unpackedCodes.withUnsafeBufferPointer { u in packed.withUnsafeMutableBufferPointer { layout.pack(u.baseAddress!, count: n, into: $0.baseAddress!) } }
-        var sink = [UInt8](repeating: 0, count: 16)
+        var kernelTable = [UInt8](repeating: 0, count: FastScan.kernelTableBytes(subquantizers: m))
+        q8.withUnsafeBufferPointer { q in kernelTable.withUnsafeMutableBufferPointer { FastScan.kernelTable(q.baseAddress!, subquantizers: m, into: $0.baseAddress!) } }
+        var sink = [UInt8](repeating: 0, count: 32)
         for block in 0..<2 {
             let sums: [UInt16] = packed.withUnsafeBufferPointer { p in
                 sink.withUnsafeMutableBytes { s in
-                    let (e0, o0, e1, o1) = q8.withUnsafeBufferPointer {
+                    let (even, odd) = kernelTable.withUnsafeBufferPointer {
                         FastScan.accumulate($0.baseAddress!, block: p.baseAddress! + block * 16 * m, subquantizers: m, sink: s.baseAddress!)
                     }
                     var out = [UInt16](repeating: 0, count: 32)
-                    for l in 0..<8 { out[2 * l] = e0[l]; out[2 * l + 1] = o0[l]; out[16 + 2 * l] = e1[l]; out[17 + 2 * l] = o1[l] }
+                    for lane in 0..<16 {
+                        out[FastScan.entry(ofLane: lane)] = even[lane]
+                        out[FastScan.entry(ofLane: 16 + lane)] = odd[lane]
+                    }
                     return out
                 }
             }
