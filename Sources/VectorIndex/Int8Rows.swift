@@ -1,3 +1,7 @@
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+#endif
+
 /// An int8 copy of a float32 matrix, one scale per row, for approximate inner products at a
 /// quarter of the float rows' memory traffic: a row x is stored as round(x / s) with
 /// s = max|x| / 127, the query is quantised once per call to int16, and a dot product is one
@@ -55,15 +59,69 @@ public struct Int8Rows: Sendable {
         scratch.withUnsafeBufferPointer { qb in
             codes.withUnsafeBufferPointer { cb in
                 scales.withUnsafeBufferPointer { sb in
-                    let q = qb.baseAddress!
-                    for (o, i) in rows.enumerated() {
-                        let c = cb.baseAddress! + i * d
-                        var acc: Int32 = 0
-                        for j in 0..<d { acc &+= Int32(c[j]) &* Int32(q[j]) }
-                        out[o] = Float(acc) * sb[i] * inv
+                    var from = rows.lowerBound
+                    #if arch(x86_64)
+                    if d % 16 == 0 {
+                        from = Self.dots8(qb.baseAddress!, codes: cb.baseAddress!, scales: sb.baseAddress!, dimension: d,
+                                          rows: rows, inv: inv, into: out)
                     }
+                    #endif
+                    Self.dotsScalar(qb.baseAddress!, codes: cb.baseAddress!, scales: sb.baseAddress!, dimension: d,
+                                    rows: from..<rows.upperBound, inv: inv, into: out + (from - rows.lowerBound))
                 }
             }
         }
     }
+
+    /// The stored codes and scales, for tests of the kernels.
+    func withStorage<R>(_ body: (UnsafePointer<Int8>, UnsafePointer<Float>) -> R) -> R {
+        codes.withUnsafeBufferPointer { c in scales.withUnsafeBufferPointer { body(c.baseAddress!, $0.baseAddress!) } }
+    }
+
+    /// One row at a time (any dimension).
+    static func dotsScalar(_ q: UnsafePointer<Int16>, codes: UnsafePointer<Int8>, scales: UnsafePointer<Float>,
+                           dimension d: Int, rows: Range<Int>, inv: Float, into out: UnsafeMutablePointer<Float>) {
+        for (o, i) in rows.enumerated() {
+            let c = codes + i * d
+            var acc: Int32 = 0
+            for j in 0..<d { acc &+= Int32(c[j]) &* Int32(q[j]) }
+            out[o] = Float(acc) * scales[i] * inv
+        }
+    }
+
+    #if arch(x86_64)
+    /// Eight rows at a time with AVX2 (D a multiple of 16): per 16 codes one sign extension to
+    /// int16 and one `vpmaddwd`, and one horizontal-add tree for the eight rows' sums (a row at a
+    /// time, the reduction cost as much as the products). The same integer sums as
+    /// `dotsScalar`, hence the same floats. Returns the first row it left to the caller.
+    static func dots8(_ q: UnsafePointer<Int16>, codes: UnsafePointer<Int8>, scales: UnsafePointer<Float>,
+                      dimension d: Int, rows: Range<Int>, inv: Float, into out: UnsafeMutablePointer<Float>) -> Int {
+        let qr = UnsafeRawPointer(q)
+        @inline(__always) func row(_ i: Int) -> __m256i {
+            let c = UnsafeRawPointer(codes + i * d)
+            var s = _mm256_setzero_si256()
+            var j = 0
+            while j < d {
+                let x = _mm256_cvtepi8_epi16(c.loadUnaligned(fromByteOffset: j, as: __m128i.self))
+                s = _mm256_add_epi32(s, _mm256_madd_epi16(x, qr.loadUnaligned(fromByteOffset: 2 * j, as: __m256i.self)))
+                j &+= 16
+            }
+            return s
+        }
+        var i = rows.lowerBound
+        while i + 8 <= rows.upperBound {
+            let h01 = _mm256_hadd_epi32(row(i), row(i + 1)), h23 = _mm256_hadd_epi32(row(i + 2), row(i + 3))
+            let h45 = _mm256_hadd_epi32(row(i + 4), row(i + 5)), h67 = _mm256_hadd_epi32(row(i + 6), row(i + 7))
+            let a = _mm256_hadd_epi32(h01, h23), b = _mm256_hadd_epi32(h45, h67)
+            // a = [r0 r1 r2 r3 (low halves) | r0 r1 r2 r3 (high halves)], b likewise for r4..r7.
+            let av = unsafeBitCast(a, to: SIMD8<Int32>.self), bv = unsafeBitCast(b, to: SIMD8<Int32>.self)
+            let sums = SIMD8(lowHalf: av.lowHalf &+ av.highHalf, highHalf: bv.lowHalf &+ bv.highHalf)
+            let sc = UnsafeRawPointer(scales + i).loadUnaligned(as: SIMD8<Float>.self)
+            let f = SIMD8<Float>(sums) * sc * inv
+            UnsafeMutableRawPointer(out + (i - rows.lowerBound)).storeBytes(of: f, as: SIMD8<Float>.self)
+            i += 8
+        }
+        return i
+    }
+    #endif
 }

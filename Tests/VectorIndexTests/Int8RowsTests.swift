@@ -53,4 +53,28 @@ struct Int8RowsTests {
         zero.withUnsafeBufferPointer { q in out.withUnsafeMutableBufferPointer { q8.dots(q.baseAddress!, rows: 0..<4, scratch: &scratch, into: $0.baseAddress!) } }
         #expect(out == [0, 0, 0, 0])
     }
+
+    @Test("the vector kernel gives exactly the one-row-at-a-time values, for any row range")
+    func vectorEqualsScalar() {
+        for (d, seed) in [(64, UInt64(5)), (16, 6), (48, 7), (128, 8)] {
+            let n = 203
+            let (rows, query) = fixture(count: n, dimension: d, seed: seed)
+            let q8 = rows.withUnsafeBufferPointer { r in Int8Rows(count: n, dimension: d) { r.baseAddress! + $0 * d } }
+            var scratch: [Int16] = []
+            for range in [0..<n, 3..<(n - 1), 5..<12, 7..<8, 9..<9] {
+                var fast = [Float](repeating: .nan, count: range.count)
+                query.withUnsafeBufferPointer { q in fast.withUnsafeMutableBufferPointer { q8.dots(q.baseAddress!, rows: range, scratch: &scratch, into: $0.baseAddress!) } }
+                var slow = [Float](repeating: .nan, count: range.count)
+                q8.withStorage { codes, scales in
+                    let qmax = query.reduce(Float(0)) { max($0, abs($1)) }
+                    let qs = Float(min(32_767, Int(Int32.max) / (127 * d))) / qmax
+                    let q16 = query.map { Int16(($0 * qs).rounded()) }
+                    q16.withUnsafeBufferPointer { q in slow.withUnsafeMutableBufferPointer {
+                        Int8Rows.dotsScalar(q.baseAddress!, codes: codes, scales: scales, dimension: d, rows: range, inv: 1 / qs, into: $0.baseAddress!)
+                    } }
+                }
+                #expect(fast == slow, "d \(d) rows \(range)")
+            }
+        }
+    }
 }
