@@ -1,16 +1,22 @@
 import LinearAlgebra
 import RankingModel
+import VectorIndex
 
-/// The rows the fresh and promoted candidate sources give one ranking (see `FeedRanker`):
-/// per category the best fresh rows, and the promoted rows rule 5 may use.
+/// The rows the candidate sources give one ranking's first round (see `FeedRanker`): per
+/// category the index candidates and the best fresh rows, and the promoted rows rule 5 may use.
 public struct SourcePicks: Sendable, Equatable {
+    /// Per category, the first round's index candidates (nil: the ranker searches itself).
+    public var organic: [[Int32]]?
     public var fresh: [[Int32]]
     public var promoted: [Int32]
 }
 
-/// The fresh and promoted picks of many users ranked at one time T, from exact dot products:
-/// one sgemm per category between the users' embeddings and the rows fresh at T (and one with
-/// the promoted rows), where a single ranking makes one pass of int8 dot products per source.
+/// The first-round candidates of many users ranked at one time T. Index candidates: one
+/// per-label search for all the users (`IVFPQSearcher.searchPerLabel(batch:)`: each inverted
+/// list run is scanned by every user probing it while its codes are in cache). Fresh and promoted
+/// picks, from exact dot products: one sgemm per category between the users' embeddings and the
+/// rows fresh at T (and one with the promoted rows), where a single ranking makes one pass of
+/// int8 dot products per source.
 /// Batch jobs rank 1,000 users at the same T; this turns ~50 MFLOP of scattered int8 work per
 /// user into a share of a dense product (the sources were ~1/3 of a ranking at 1M items).
 ///
@@ -30,12 +36,14 @@ public final class BatchSourcePicks {
     private let promotedMatrix: [Float]
     private let promotedFresh: Range<Int>
     private var dots: [Float] = []
+    private let searcher: IVFPQSearcher
     /// Users per sgemm: keeps the product (users × rows) within the caches.
     static let chunk = 128
 
     /// nil when the catalog has no index (exact retrieval has no separate sources).
     public init?(catalog: RankingCatalog, at: Int64) {
-        guard catalog.index != nil else { return nil }
+        guard let index = catalog.index else { return nil }
+        self.searcher = index.makeSearcher()
         self.catalog = catalog
         self.at = at
         let d = catalog.bundle.embeddingDimension
@@ -74,7 +82,19 @@ public final class BatchSourcePicks {
         precondition(embeddings.count >= n * d, "BatchSourcePicks: \(embeddings.count) floats for \(n) users of dimension \(d)")
         precondition(inputs.allSatisfy { $0.at == at }, "BatchSourcePicks: every input must be ranked at \(at)")
         let c = freshWindow.count
-        var out = [SourcePicks](repeating: SourcePicks(fresh: [[Int32]](repeating: [], count: c), promoted: []), count: n)
+        var out = [SourcePicks](repeating: SourcePicks(organic: nil, fresh: [[Int32]](repeating: [], count: c), promoted: []), count: n)
+        if n > 0 {
+            catalog.categoryLabels.withUnsafeBufferPointer { labels in
+                searcher.searchPerLabel(batch: embeddings.baseAddress!, count: n, labels: labels,
+                                        k: catalog.retrieval.candidatesPerCategory,
+                                        parameters: SearchParameters(nprobe: catalog.retrieval.nprobe))
+            }
+            for user in 0..<n {
+                out[user].organic = (0..<catalog.categoryCount).map { cat in
+                    searcher.batchResults(query: user, labelAt: cat).map { Int32(truncatingIfNeeded: $0.id) }
+                }
+            }
+        }
         let impressed = inputs.map { CandidatePass.impressedItems($0.state, at: at, windowMs: catalog.rules.impressionWindowMs) }
         let k = catalog.retrieval.freshPerCategory + FeedRanker.approximationMargin
         var start = 0

@@ -37,8 +37,9 @@ public final class FeedRanker {
     /// Ranks with a user embedding computed elsewhere (batch jobs embed 1,000 users with one
     /// sgemm per layer); `userEmbedding` must be what `UserEncoder` gives for the input.
     ///
-    /// `picks` replaces the fresh and promoted sources' own passes with picks made for many
-    /// users at once (`BatchSourcePicks`); it is used only with the index and without `explain`.
+    /// `picks` replaces the first round's index search and the fresh and promoted sources' own
+    /// passes with picks made for many users at once (`BatchSourcePicks`); it is used only with
+    /// the index and without `explain`.
     public func rank(_ input: RankingInput, userEmbedding: UnsafeBufferPointer<Float>?,
                      picks: SourcePicks? = nil) -> RankingOutput {
         let clock = ContinuousClock()
@@ -82,14 +83,18 @@ public final class FeedRanker {
             let settings = catalog.retrieval
             let k0 = settings.candidatesPerCategory
             var neighbors: [[Int32]] = []
-            neighbors.reserveCapacity(c)
-            u.withUnsafeBufferPointer { q in
-                catalog.categoryLabels.withUnsafeBufferPointer { labels in
-                    searcher.searchPerLabel(q.baseAddress!, labels: labels, k: k0,
-                                            parameters: SearchParameters(nprobe: settings.nprobe))
+            if let organic = batchPicks?.organic {
+                neighbors = organic
+            } else {
+                neighbors.reserveCapacity(c)
+                u.withUnsafeBufferPointer { q in
+                    catalog.categoryLabels.withUnsafeBufferPointer { labels in
+                        searcher.searchPerLabel(q.baseAddress!, labels: labels, k: k0,
+                                                parameters: SearchParameters(nprobe: settings.nprobe))
+                    }
                 }
+                for cat in 0..<c { neighbors.append(searcher.results(forLabelAt: cat).map { Int32(truncatingIfNeeded: $0.id) }) }
             }
-            for cat in 0..<c { neighbors.append(searcher.results(forLabelAt: cat).map { Int32(truncatingIfNeeded: $0.id) }) }
             lap(\.retrieval)
             for cat in 0..<c {
                 var items = pass.score(rows: withFresh(neighbors[cat], cat: cat, at: input.at, impressed: pass.impressed, picks: batchPicks), promoted: false)

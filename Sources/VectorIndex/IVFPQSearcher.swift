@@ -18,7 +18,7 @@ public struct SearchStatistics: Sendable, Equatable {
 /// Results are returned as views into the searcher's memory, valid until its next search.
 public final class IVFPQSearcher {
     public let index: IVFPQIndex
-    public private(set) var statistics = SearchStatistics()
+    public internal(set) var statistics = SearchStatistics()
 
     let d: Int, m: Int, ksub: Int, nlist: Int, fastScan: Bool
     let coarse: UnsafeMutablePointer<Float>
@@ -39,6 +39,11 @@ public final class IVFPQSearcher {
     var rowPointerCapacity = 256
     var labelResultCounts: [Int] = []
     var labelResultStride = 0
+    // Results of `searchPerLabel(batch:)`: (queries, labels, k) and per (query, label) counts.
+    var batchShape = (0, 0, 0)
+    var batchResultCounts: [Int] = []
+    var batchResultBuffer: UnsafeMutablePointer<Neighbor>?
+    var batchResultCapacity = 0
     // Per-query quantized-table parameters (4-bit).
     var lutBias: Float = 0
     var lutInvScale: Float = 1
@@ -65,7 +70,7 @@ public final class IVFPQSearcher {
     deinit {
         coarse.deallocate(); lut.deallocate(); lut8.deallocate(); kernelTable.deallocate(); sink.deallocate()
         sums.deallocate(); probes.deallocate(); results.deallocate(); rowPointers.deallocate()
-        probeHeap.deallocate(); refineHeap.deallocate()
+        probeHeap.deallocate(); refineHeap.deallocate(); batchResultBuffer?.deallocate()
         for h in heaps { h.deallocate() }
     }
 
@@ -177,6 +182,11 @@ public final class IVFPQSearcher {
     /// The `nprobe` lists (among `candidates`, or all) nearest to the query, best first, in
     /// `probes`; returns how many.
     func selectProbes(_ nprobe: Int, candidates: UnsafeBufferPointer<Int32>?) -> Int {
+        selectProbes(nprobe, candidates: candidates, coarse: UnsafePointer(coarse))
+    }
+
+    /// As above with the coarse scores of another query (batched searches).
+    func selectProbes(_ nprobe: Int, candidates: UnsafeBufferPointer<Int32>?, coarse: UnsafePointer<Float>) -> Int {
         let want = max(1, min(nprobe, nlist))
         probeHeap.reset(capacity: want)
         index.centroidHalfNorms.withUnsafeBufferPointer { hb in
@@ -268,6 +278,14 @@ public final class IVFPQSearcher {
     /// (label boundaries inside a block, padding) are ignored.
     func scanFastScan(_ list: InvertedLists.List, range: Range<Int>, base: Float, heap: inout TopKHeap,
                       predicate: ((Int64) -> Bool)?) {
+        scanFastScan(list, range: range, base: base, heap: &heap, predicate: predicate,
+                     table: kernelTable, bias: lutBias, invScale: lutInvScale)
+    }
+
+    /// As above with another query's quantized table (batched searches).
+    func scanFastScan(_ list: InvertedLists.List, range: Range<Int>, base: Float, heap: inout TopKHeap,
+                      predicate: ((Int64) -> Bool)?, table kernelTable: UnsafePointer<UInt8>, bias lutBias: Float,
+                      invScale lutInvScale: Float) {
         let codes = list.codes!, ids = list.ids!
         let mm = m, blockBytes = 16 * m
         let firstBlock = range.lowerBound / 32, endBlock = (range.upperBound + 31) / 32

@@ -16,7 +16,7 @@ struct BatchSourcePicksTests {
         return Set(scored.sorted { $0.0 > $1.0 }.prefix(k).map { Int32($0.1) })
     }
 
-    @Test("the picks are the exact best fresh rows per category and promoted rows per freshness, without recently shown items; ranking with them keeps every rule",
+    @Test("the picks hold each category's index candidates and are the exact best fresh rows per category and promoted rows per freshness, without recently shown items; ranking with them keeps every rule",
           arguments: 0..<6)
     func picksAreExactAndRankingKeepsTheRules(seed: Int) throws {
         var rng = SeededRandom(seed: UInt64(500 + seed))
@@ -59,7 +59,16 @@ struct BatchSourcePicksTests {
             }
             func eligible(_ item: Item) -> Bool { item.quality >= rules.qualityFloor && !impressed.contains(item.id) }
             func isFresh(_ item: Item) -> Bool { at - item.publishedAt >= 0 && at - item.publishedAt < rules.freshWindowMs }
+            let single = index.makeSearcher().searchPerLabel(u, labels: (0..<spec.categories).map { UInt16($0) },
+                                                              k: settings.candidatesPerCategory,
+                                                              parameters: SearchParameters(nprobe: settings.nprobe))
+            let organic = try #require(picks[i].organic)
+            #expect(organic.count == spec.categories)
             for cat in 0..<spec.categories {
+                // The shared scans find what the user's own search finds (ids may differ only
+                // at equal approximate scores; the batched searcher's own test checks scores).
+                #expect(organic[cat].count == single[cat].count, "user \(i) category \(cat): index candidates")
+                #expect(organic[cat].allSatisfy { !bundle.items[Int($0)].promoted && bundle.items[Int($0)].category == cat })
                 let rows = bundle.items.indices.filter { r in
                     let it = bundle.items[r]
                     return !it.promoted && it.category == cat && isFresh(it) && eligible(it)

@@ -81,6 +81,39 @@ struct IndexTests {
         #expect(all[0].count == 7)
     }
 
+    @Test("per-label search of many queries at once returns each query's per-label results (up to rounding and ties)", arguments: [4, 8])
+    func batchedPerLabelSearchMatchesPerQuery(bits: Int) throws {
+        let index = try makeIndex(Self.data, m: 8, bits: bits, labelCount: 6)
+        let searcher = index.makeSearcher(), single = index.makeSearcher()
+        let labels: [UInt16] = [5, 0, 3, 9, 1]   // 9 does not exist: empty results
+        let params = SearchParameters(nprobe: 3)
+        let n = Self.queries.count
+        let queries = (0..<n).flatMap { Self.queries.row($0) }
+        queries.withUnsafeBufferPointer { q in
+            labels.withUnsafeBufferPointer { searcher.searchPerLabel(batch: q.baseAddress!, count: n, labels: $0, k: 7, parameters: params) }
+        }
+        var nonEmpty = 0
+        for qi in 0..<n {
+            let expected = single.searchPerLabel(Self.queries.row(qi), labels: labels, k: 7, parameters: params)
+            for li in labels.indices {
+                let got = Array(searcher.batchResults(query: qi, labelAt: li))
+                let want = expected[li]
+                // The coarse scores come from one sgemm instead of an sgemv: equal up to rounding.
+                #expect(got.count == want.count, "query \(qi) label \(labels[li])")
+                for (g, w) in zip(got, want) { #expect(abs(g.score - w.score) <= 1e-5, "query \(qi) label \(labels[li])") }
+                // The same items, except where a score ties the k-th one (either may be kept).
+                if let kth = want.last?.score {
+                    let differing = Set(got.map(\.id)).symmetricDifference(want.map(\.id))
+                    let scores = Dictionary((got + want).map { ($0.id, $0.score) }, uniquingKeysWith: { a, _ in a })
+                    #expect(differing.allSatisfy { abs(scores[$0]! - kth) <= 1e-5 }, "query \(qi) label \(labels[li])")
+                }
+                if !got.isEmpty { nonEmpty += 1 }
+            }
+            #expect(searcher.batchResults(query: qi, labelAt: 3).isEmpty)
+        }
+        #expect(nonEmpty == n * 4)
+    }
+
     @Test("predicate filter returns only accepted ids")
     func predicateFilter() throws {
         let index = try makeIndex(Self.data)
