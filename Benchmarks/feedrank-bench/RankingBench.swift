@@ -4,6 +4,7 @@ import LinearAlgebra
 import Ranking
 import RankingModel
 import VectorIndex
+import Worker
 
 /// In-process ranking latency and throughput (one thread), with the time breakdown and the
 /// overlap of the IVF-PQ lists with the exact lists.
@@ -24,6 +25,9 @@ struct RankingBench: AsyncParsableCommand {
     @Option(help: "Timed rankings (cycling through the users).") var rankings = 5000
     @Option(help: "Users whose index lists are compared with exact lists (0: skip).") var overlapUsers = 1000
     @Option(help: "Write the JSON summary here too.") var json: String?
+    @Option(name: .customLong("batch-users"), help: "Also rank this many users (cycling through the set) through the batch path (BatchRanker: batches of 1,000, sgemm tower, shared first round) at each T (0: skip).")
+    var batchUsers = 0
+    @Option(name: .customLong("batch-threads"), help: "Threads of the batch path.") var batchThreads = 1
 
     func run() async throws {
         BLAS.threadCount = 1
@@ -116,7 +120,20 @@ struct RankingBench: AsyncParsableCommand {
                 "lists_scanned_per_ranking": Double(work.listsScanned) / n,
                 "entries_scanned_per_ranking": Double(work.entriesScanned) / n,
             ]
-            results.append(r)
+            var r2 = r
+            if batchUsers > 0 {
+                let jobs = (0..<batchUsers).map { i -> RankJob in
+                    let (user, state) = inputs[i % inputs.count]
+                    return RankJob(userId: user, state: state, device: devices[i % 3])
+                }
+                let batcher = BatchRanker(catalog: catalog, threads: batchThreads, batchSize: 1000, numItems: numItems)
+                let bs = ContinuousClock.now
+                _ = await batcher.run(jobs, at: at) { _, release in release() }
+                let rate = Double(batchUsers) / (ContinuousClock.now - bs).seconds
+                r2["batch_users_per_s"] = rate
+                print(String(format: "%@: batch path %.0f users/s (%d users, %d thread(s), batches of 1000)", label, rate, batchUsers, batchThreads))
+            }
+            results.append(r2)
             print(String(format: "%@: %d fresh items; %.0f rankings/s, p50 %.3f ms, p99 %.3f ms; tower %.1f µs, retrieval %.1f µs, re-score %.1f µs, rules %.1f µs; overlap@%d with exact %.4f; %d short, %d bound hits; %.0f list scans, %.0f entries per ranking",
                          label, fresh, n / secs, q(0.5), q(0.99), r["tower_us"] as! Double, r["retrieval_us"] as! Double,
                          r["rescore_us"] as! Double, r["rules_us"] as! Double, numItems, overlap, short, bound,

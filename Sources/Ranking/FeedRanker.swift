@@ -104,10 +104,12 @@ public final class FeedRanker {
             }
             lap(\.rescore)
         } else {
+            // Exact: every organic item scored, the best `exactKeep` per category kept (a
+            // category that the caps drain is scored again in full below).
+            let keep = max(Self.exactKeep, numItems)
             for cat in 0..<c {
-                var items = pass.score(rows: catalog.organicRows[cat], promoted: false)
-                items.sort(by: Candidate.ranksBefore)
-                pools[cat] = CategoryCandidates(items: items, complete: true)
+                let (items, complete) = pass.scoreTop(rows: catalog.organicRows[cat], keep: keep)
+                pools[cat] = CategoryCandidates(items: items, complete: complete)
             }
             lap(\.rescore)
         }
@@ -127,7 +129,8 @@ public final class FeedRanker {
                 let k = settings.candidatesPerCategory << min(expansions[cat], 20)
                 let exhaustive = expansions[cat] > settings.maxExpansions || k >= size || !useIndex
                 let cost = exhaustive ? size : k
-                if pass.scored + cost > settings.maxScoredCandidates {
+                // Exact retrieval has no bound: it scores the whole catalogue by definition.
+                if useIndex && pass.scored + cost > settings.maxScoredCandidates {
                     boundHit = true
                     break
                 }
@@ -211,6 +214,11 @@ public final class FeedRanker {
     /// Rows picked by approximate dot products beyond those needed, so the approximation's
     /// error rarely changes which rows the exact scores then order.
     public static let approximationMargin = 4
+
+    /// Candidates kept per category in exact mode before the selection (at least num_items):
+    /// the category cap takes 3, so only a category drained by the creator cap or by the list's
+    /// length needs more, and then it is scored again in full.
+    static let exactKeep = 64
 
     /// The promoted rows rule 5 can use: for each of fresh and not fresh (the boost changes
     /// the order between them), the best by approximate dot product among the eligible ones
@@ -325,7 +333,7 @@ struct CandidatePass {
     mutating func score(rows: [Int32], promoted: Bool) -> [Candidate] {
         var out: [Candidate] = []
         out.reserveCapacity(rows.count)
-        let bundle = catalog.bundle, rules = catalog.rules, scoring = catalog.scoring
+        let bundle = catalog.bundle
         let d = bundle.embeddingDimension
         scored += rows.count
         // Candidates are random rows of a large item table and embedding matrix: first touch
@@ -347,26 +355,73 @@ struct CandidatePass {
         u.withUnsafeBufferPointer { ub in
             let up = ub.baseAddress!
             for r in rows {
-                let row = Int(r)
-                let item = bundle.items[row]
-                let dot = scoring.dot(up, bundle.embeddingPointer(row: row))
-                let base = scoring.score(dot: dot)
-                let age = at - item.publishedAt
-                let fresh = age >= 0 && age < rules.freshWindowMs
-                let cand = Candidate(row: r, itemId: item.id, category: Int32(item.category), creatorId: item.creatorId,
-                                     dot: dot, baseScore: base, score: fresh ? base * rules.freshnessBoost : base,
-                                     fresh: fresh, promoted: promoted)
-                if item.quality < rules.qualityFloor {
-                    counters.add(.qualityFloor)
-                    if explain { dropped.append((cand, .qualityFloor)) }
-                } else if !impressed.isEmpty && impressed.contains(item.id) {
-                    counters.add(.recentlyShown)
-                    if explain { dropped.append((cand, .recentlyShown)) }
+                let cand = candidate(up, r, promoted: promoted)
+                if let reason = ineligibility(cand) {
+                    counters.add(reason)
+                    if explain { dropped.append((cand, reason)) }
                 } else {
                     out.append(cand)
                 }
             }
         }
         return out
+    }
+
+    /// As `score` for exact retrieval over a whole category: only the `keep` best eligible
+    /// candidates are kept (sorted by `Candidate.ranksBefore`; rule 3's counters still count
+    /// every row). `complete` is false when eligible candidates were left out, so a selection
+    /// that runs through the kept ones asks for the category again (`needMore`).
+    mutating func scoreTop(rows: [Int32], keep: Int) -> (items: [Candidate], complete: Bool) {
+        precondition(keep > 0, "scoreTop: keep must be positive")
+        scored += rows.count
+        var best: [Candidate] = []
+        best.reserveCapacity(2 * keep)
+        var worst: Candidate?     // the last kept one after a cut: anything not before it is out
+        var leftOut = false
+        u.withUnsafeBufferPointer { ub in
+            let up = ub.baseAddress!
+            for r in rows {
+                let cand = candidate(up, r, promoted: false)
+                if let reason = ineligibility(cand) {
+                    counters.add(reason)
+                    if explain { dropped.append((cand, reason)) }
+                    continue
+                }
+                if let w = worst, !Candidate.ranksBefore(cand, w) { leftOut = true; continue }
+                best.append(cand)
+                if best.count == 2 * keep {
+                    best.sort(by: Candidate.ranksBefore)
+                    best.removeLast(keep)
+                    worst = best.last
+                    leftOut = true
+                }
+            }
+        }
+        best.sort(by: Candidate.ranksBefore)
+        if best.count > keep { best.removeLast(best.count - keep); leftOut = true }
+        return (best, !leftOut)
+    }
+
+    /// Row `r` scored exactly (rule 2's boost applied).
+    @inline(__always)
+    private func candidate(_ up: UnsafePointer<Float>, _ r: Int32, promoted: Bool) -> Candidate {
+        let bundle = catalog.bundle, rules = catalog.rules
+        let row = Int(r)
+        let item = bundle.items[row]
+        let dot = catalog.scoring.dot(up, bundle.embeddingPointer(row: row))
+        let base = catalog.scoring.score(dot: dot)
+        let age = at - item.publishedAt
+        let fresh = age >= 0 && age < rules.freshWindowMs
+        return Candidate(row: r, itemId: item.id, category: Int32(item.category), creatorId: item.creatorId,
+                         dot: dot, baseScore: base, score: fresh ? base * rules.freshnessBoost : base,
+                         fresh: fresh, promoted: promoted)
+    }
+
+    /// Rule 3: why a candidate may not appear, or nil.
+    @inline(__always)
+    private func ineligibility(_ cand: Candidate) -> DropReason? {
+        if catalog.bundle.items[Int(cand.row)].quality < catalog.rules.qualityFloor { return .qualityFloor }
+        if !impressed.isEmpty && impressed.contains(cand.itemId) { return .recentlyShown }
+        return nil
     }
 }

@@ -65,6 +65,27 @@ enum FastScan {
         return (i >> 3) * 16 + 2 * (i & 7) + odd
     }
 
+    /// The lanes of `(even, odd)` whose sum is at least `need`, two bits per lane: lane L
+    /// (`entry(ofLane:)` order) owns bits 2L and 2L + 1. Lets a scan visit only the entries
+    /// that can enter its heap.
+    @inline(__always)
+    static func lanes(_ even: SIMD16<UInt16>, _ odd: SIMD16<UInt16>, atLeast need: UInt16) -> UInt64 {
+        #if arch(x86_64)
+        let n = _mm256_set1_epi16(Int16(bitPattern: need))
+        let e = unsafeBitCast(even, to: __m256i.self), o = unsafeBitCast(odd, to: __m256i.self)
+        let ge = _mm256_movemask_epi8(_mm256_cmpeq_epi16(_mm256_max_epu16(e, n), e))
+        let go = _mm256_movemask_epi8(_mm256_cmpeq_epi16(_mm256_max_epu16(o, n), o))
+        return UInt64(UInt32(bitPattern: ge)) | UInt64(UInt32(bitPattern: go)) << 32
+        #else
+        var bits: UInt64 = 0
+        for i in 0..<16 {
+            if even[i] >= need { bits |= 3 << UInt64(2 * i) }
+            if odd[i] >= need { bits |= 3 << UInt64(32 + 2 * i) }
+        }
+        return bits
+        #endif
+    }
+
     /// Sums of the quantized table entries of the 32 entries of one packed block (lane order:
     /// `entry(ofLane:)`). `table` is the kernel table (`kernelTable`); `sink` is 32 writable
     /// bytes the portable fallback stores to.

@@ -5,9 +5,10 @@ import LinearAlgebra
 /// One query at a time, each (list, label) run a query probes is read from memory for that query
 /// alone; at 1M items that is ~2.7 MB of codes per query and the scan waits on memory. Here the
 /// probes of all queries are collected first and sorted by (list, label), so each run is scanned
-/// by every query that probes it one after another while its codes are in cache. The coarse
-/// scores come from one sgemm. Results are those of `searchPerLabel` per query up to ties at the
-/// k-th score (runs are visited in list order instead of best-first).
+/// by every query that probes it one after another while its codes are in cache (each query's
+/// best list in a first phase, the others in a second). The coarse scores come from one sgemm.
+/// Results are those of `searchPerLabel` per query up to rounding of the coarse scores and ties
+/// at the k-th score.
 extension IVFPQSearcher {
     /// Top-`k` per label in `labels` for each of `count` queries (row-major count × D). Read the
     /// results with `batchResults(query:labelAt:)`, valid until the next search. 4-bit indexes
@@ -55,7 +56,8 @@ extension IVFPQSearcher {
                 FastScan.kernelTable(lut8, subquantizers: m, into: tables + q * tableBytes)
             }
 
-            // Every (list, label index, query) probe, sorted so each run's queries are adjacent.
+            // Every (phase, list, label index, query) probe, sorted so each run's queries are
+            // adjacent.
             precondition(nlist < 1 << 23 && nl < 1 << 20 && n < 1 << 20, "searchPerLabel(batch:): too many lists, labels or queries")
             var work: [UInt64] = []
             work.reserveCapacity(n * nl * max(1, parameters.nprobe))
@@ -65,8 +67,10 @@ extension IVFPQSearcher {
                     let np = lists.listsByLabel[Int(label)].withUnsafeBufferPointer {
                         selectProbes(parameters.nprobe, candidates: $0, coarse: coarseAll + q * nlist)
                     }
+                    // Each query's best list first (phase bit 0): its heaps fill with good
+                    // entries early, so the later scans push little.
                     for p in 0..<np {
-                        work.append(UInt64(probes[p].id) << 40 | UInt64(li) << 20 | UInt64(q))
+                        work.append((p == 0 ? 0 : 1 << 63) | UInt64(probes[p].id) << 40 | UInt64(li) << 20 | UInt64(q))
                     }
                 }
             }
@@ -77,7 +81,7 @@ extension IVFPQSearcher {
             var i = 0
             while i < work.count {
                 let key = work[i] >> 20
-                let l = Int(key >> 20), li = Int(key & 0xFFFFF)
+                let l = Int((key >> 20) & 0x7FFFFF), li = Int(key & 0xFFFFF)
                 var j = i
                 if let r = lists.range(of: labels[li], in: l) {
                     let list = lists.lists[l]

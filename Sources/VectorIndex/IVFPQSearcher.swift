@@ -299,12 +299,16 @@ public final class IVFPQSearcher {
             if need > 65535 { return }      // nothing left in this list can enter
             let needQ = need <= 0 ? UInt16(0) : UInt16(need)
             let (even, odd) = FastScan.accumulate(kernelTable, block: codes + b * blockBytes, subquantizers: mm, sink: sink)
-            guard any(pointwiseMax(even, odd) .>= SIMD16<UInt16>(repeating: needQ)) else { continue }
+            var bits = FastScan.lanes(even, odd, atLeast: needQ)
+            guard bits != 0 else { continue }
             let raw = UnsafeMutableRawPointer(sums)
             raw.storeBytes(of: even, as: SIMD16<UInt16>.self)
             raw.storeBytes(of: odd, toByteOffset: 32, as: SIMD16<UInt16>.self)
             let blockStart = b * 32
-            for lane in 0..<32 where sums[lane] >= needQ {
+            while bits != 0 {
+                let bit = bits.trailingZeroBitCount
+                bits &= ~(UInt64(3) << UInt64(bit & ~1))
+                let lane = bit >> 1
                 let pos = blockStart + FastScan.entry(ofLane: lane)
                 guard range.contains(pos) else { continue }
                 let score = listBase + Float(sums[lane]) * inv
