@@ -16,7 +16,7 @@ struct JobOptions: ParsableArguments {
     @Option(name: .customLong("kafka"), help: "A librdkafka property KEY=VALUE (repeatable; SASL, TLS, ...).") var kafka: [String] = []
     @Option(help: "Config file (key = value lines, as for serve).") var config: String?
     @Option(help: "IVF-PQ index file from `feedrank index build` (default: built at start).") var index: String?
-    @Option(help: "Inverted lists probed per category (default 8).") var nprobe: Int?
+    @Option(help: "Inverted lists probed per category (default 4).") var nprobe: Int?
     @Option(name: .customLong("activity-topic")) var activityTopic: String?
     @Option(name: .customLong("responses-topic")) var responsesTopic: String?
     @Option(name: .customLong("dlq-topic")) var dlqTopic: String?

@@ -43,7 +43,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-record-bytes"), help: "Input records larger than this go to the DLQ as too_large (default 1048576).") var maxRecordBytes: Int?
     @Option(name: .customLong("log-level"), help: "trace|debug|info|notice|warning|error|critical (default info).") var logLevel: String?
     @Option(name: .customLong("log-format"), help: "json|text (default json).") var logFormat: String?
-    @Option(help: "Inverted lists probed per category (default 8).") var nprobe: Int?
+    @Option(help: "Inverted lists probed per category (default 4).") var nprobe: Int?
 
     func run() async throws {
         let src = try ConfigSources(configFile: config)
