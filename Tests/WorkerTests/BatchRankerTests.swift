@@ -61,20 +61,35 @@ struct BatchRankerTests {
         let batches = got.withLock { $0 }
         #expect(batches.keys.sorted() == [0, 1, 2, 3])
         let single = FeedRanker(catalog: catalog)
-        var compared = 0
+        var compared = 0, identical = 0
+        var overlap = 0.0
         for b in batches.values {
             #expect(b.users == Array(jobs[(b.index * 64)..<min(jobs.count, (b.index + 1) * 64)].map(\.userId)))
             for (user, bytes) in zip(b.users, b.responses) {
                 let r = try RankingResponse.parse(bytes)
                 #expect(r.trigger == .backfill && r.requestId == nil && r.userId == user)
                 let expected = single.rank(RankingInput(userId: user, state: states[user], at: Self.now, device: nil, numItems: 50))
-                // sgemm and sgemv may differ in the last bits of u: the same items, scores within 1e-5.
-                #expect(r.items.map(\.itemId) == expected.items.map(\.itemId), "user \(user)")
-                for (a, e) in zip(r.items, expected.items) { #expect(abs(a.score - e.score) < 1e-5) }
+                // The batch's first round (BatchSourcePicks) picks fresh and promoted rows by exact
+                // instead of int8 dot products and shares the index scans (coarse scores by sgemm):
+                // the same rules and length, the same list up to the approximations.
+                let v = ContractChecker.violations(r.items,
+                                                   bundle: catalog.bundle, state: states[user], at: Self.now, numItems: 50,
+                                                   rules: catalog.rules)
+                #expect(v.isEmpty, "user \(user): \(v.prefix(3))")
+                #expect(r.items.count == expected.items.count, "user \(user)")
+                if r.items.map(\.itemId) == expected.items.map(\.itemId) {
+                    identical += 1
+                    // sgemm and sgemv may differ in the last bits of u: scores within 1e-5.
+                    for (a, e) in zip(r.items, expected.items) { #expect(abs(a.score - e.score) < 1e-5) }
+                }
+                let ids = Set(expected.items.map(\.itemId))
+                overlap += Double(r.items.filter { ids.contains($0.itemId) }.count) / Double(max(1, expected.items.count))
                 compared += 1
             }
         }
         #expect(compared == 230)
+        #expect(identical >= 220, "\(identical) of 230 lists identical to single ranking")
+        #expect(overlap / 230 >= 0.99)
     }
 
     @Test func stoppedBatchRankingDeliversOnlyTheBatchesItStarted() async throws {
