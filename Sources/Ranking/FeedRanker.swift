@@ -356,12 +356,7 @@ struct CandidatePass {
             let up = ub.baseAddress!
             for r in rows {
                 let cand = candidate(up, r, promoted: promoted)
-                if let reason = ineligibility(cand) {
-                    counters.add(reason)
-                    if explain { dropped.append((cand, reason)) }
-                } else {
-                    out.append(cand)
-                }
+                if admits(cand) { out.append(cand) }
             }
         }
         return out
@@ -382,11 +377,7 @@ struct CandidatePass {
             let up = ub.baseAddress!
             for r in rows {
                 let cand = candidate(up, r, promoted: false)
-                if let reason = ineligibility(cand) {
-                    counters.add(reason)
-                    if explain { dropped.append((cand, reason)) }
-                    continue
-                }
+                guard admits(cand) else { continue }
                 if let w = worst, !Candidate.ranksBefore(cand, w) { leftOut = true; continue }
                 best.append(cand)
                 if best.count == 2 * keep {
@@ -417,11 +408,20 @@ struct CandidatePass {
                          fresh: fresh, promoted: promoted)
     }
 
-    /// Rule 3: why a candidate may not appear, or nil.
+    /// Rule 3: whether a candidate may appear; a dropped one is counted (and kept for
+    /// `--explain`).
     @inline(__always)
-    private func ineligibility(_ cand: Candidate) -> DropReason? {
-        if catalog.bundle.items[Int(cand.row)].quality < catalog.rules.qualityFloor { return .qualityFloor }
-        if !impressed.isEmpty && impressed.contains(cand.itemId) { return .recentlyShown }
-        return nil
+    private mutating func admits(_ cand: Candidate) -> Bool {
+        let reason: DropReason
+        if catalog.bundle.items[Int(cand.row)].quality < catalog.rules.qualityFloor {
+            reason = .qualityFloor
+        } else if !impressed.isEmpty && impressed.contains(cand.itemId) {
+            reason = .recentlyShown
+        } else {
+            return true
+        }
+        counters.add(reason)
+        if explain { dropped.append((cand, reason)) }
+        return false
     }
 }
