@@ -1,15 +1,17 @@
 /// An item scored exactly for one user at time T.
 public struct Candidate: Sendable, Equatable {
-    public var row: Int32
+    // Stored widest first: 48-byte stride instead of 64 (candidates are copied and sorted per
+    // category on every ranking).
     public var itemId: Int64
-    public var category: Int32
     public var creatorId: Int64
-    /// dot(u, e) in float32.
-    public var dot: Float
     /// sigmoid(dot / temperature + bias) in float64.
     public var baseScore: Double
     /// baseScore × the freshness boost when fresh (rule 2).
     public var score: Double
+    public var row: Int32
+    public var category: Int32
+    /// dot(u, e) in float32.
+    public var dot: Float
     public var fresh: Bool
     public var promoted: Bool
 
@@ -30,6 +32,31 @@ public struct Candidate: Sendable, Equatable {
     @inlinable
     public static func ranksBefore(_ a: Candidate, _ b: Candidate) -> Bool {
         a.score != b.score ? a.score > b.score : a.itemId < b.itemId
+    }
+
+    /// Sorts `items` by `ranksBefore` (stable), moving 4-byte positions instead of candidates
+    /// while sorting: a ranking sorts one pool of ~30 candidates per category, and sorting the
+    /// candidates themselves was a sixth of a batch ranking's time (insertion-sort moves).
+    public static func sortRanked(_ items: inout [Candidate]) {
+        let n = items.count
+        guard n > 1 else { return }
+        guard n <= 64 else { items.sort(by: ranksBefore); return }
+        items = withUnsafeTemporaryAllocation(of: Int32.self, capacity: n) { order in
+            items.withUnsafeBufferPointer { c in
+                for i in 0..<n {
+                    var j = i
+                    while j > 0 && ranksBefore(c[i], c[Int(order[j - 1])]) {
+                        order[j] = order[j - 1]
+                        j -= 1
+                    }
+                    order[j] = Int32(i)
+                }
+                return [Candidate](unsafeUninitializedCapacity: n) { out, count in
+                    for i in 0..<n { (out.baseAddress! + i).initialize(to: c[Int(order[i])]) }
+                    count = n
+                }
+            }
+        }
     }
 }
 

@@ -72,7 +72,7 @@ public final class FeedRanker {
             ? (batchPicks?.promoted ?? promotedCandidateRows(at: input.at, impressed: pass.impressed, numItems: numItems))
             : catalog.promotedRows
         var promoted = pass.score(rows: promotedRows, promoted: true)
-        promoted.sort(by: Candidate.ranksBefore)
+        Candidate.sortRanked(&promoted)
         lap(\.rescore)
 
         // Organic candidates per category.
@@ -98,7 +98,7 @@ public final class FeedRanker {
             lap(\.retrieval)
             for cat in 0..<c {
                 var items = pass.score(rows: withFresh(neighbors[cat], cat: cat, at: input.at, impressed: pass.impressed, picks: batchPicks), promoted: false)
-                items.sort(by: Candidate.ranksBefore)
+                Candidate.sortRanked(&items)
                 // Every organic item of the category was a candidate: nothing else can exist.
                 pools[cat] = CategoryCandidates(items: items, complete: neighbors[cat].count >= catalog.organicRows[cat].count)
             }
@@ -147,7 +147,7 @@ public final class FeedRanker {
                     lap(\.retrieval)
                 }
                 var items = pass.score(rows: rows, promoted: false)
-                items.sort(by: Candidate.ranksBefore)
+                Candidate.sortRanked(&items)
                 pools[cat] = CategoryCandidates(items: items, complete: exhaustive || rows.count >= size)
                 lap(\.rescore)
             }

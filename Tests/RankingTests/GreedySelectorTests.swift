@@ -77,6 +77,23 @@ struct GreedySelectorTests {
         }
     }
 
+    @Test("sortRanked orders pools of 0 to 100 candidates (coarse scores, many ties) exactly as sort(by: ranksBefore)")
+    func sortRankedEqualsSort() {
+        var rng = SeededRandom(seed: 11)
+        for n in 0...100 {
+            for _ in 0..<5 {
+                // Distinct ids in random order (ties on score are broken by id).
+                var items = (0..<n).map {
+                    randomCandidate(&rng, id: Int64($0), categories: 3, creators: 5, promoted: false)
+                }
+                items.shuffle(using: &rng)
+                let expected = items.sorted(by: Candidate.ranksBefore)
+                Candidate.sortRanked(&items)
+                #expect(items == expected, "n = \(n)")
+            }
+        }
+    }
+
     @Test("a category that runs dry below its cap while the list still needs items asks for more")
     func needMore() {
         let rules = RankingRules()
