@@ -106,14 +106,13 @@ public final class BatchSourcePicks {
                     let window = freshWindow[cat]
                     let src = catalog.freshSource[cat]
                     product(u, users: users.count, rows: freshMatrix[cat], count: window.count)
-                    for (i, user) in users.enumerated() {
-                        let row = i * window.count
-                        var best = TopRows(k: k)
-                        for j in 0..<window.count where best.accepts(dots[row + j]) {
-                            if !impressed[user].isEmpty && impressed[user].contains(src.ids[window.lowerBound + j]) { continue }
-                            best.insert(dots[row + j], src.rows[window.lowerBound + j])
+                    dots.withUnsafeBufferPointer { dots in
+                        for (i, user) in users.enumerated() {
+                            var best = TopRows(k: k)
+                            src.offer(window, dots: dots.baseAddress! + i * window.count, dotsBase: window.lowerBound,
+                                      impressed: impressed[user], to: &best)
+                            out[user].fresh[cat] = best.rows
                         }
-                        out[user].fresh[cat] = best.rows
                     }
                 }
             }
@@ -140,16 +139,9 @@ public final class BatchSourcePicks {
                 product(u, users: users.count, rows: promotedMatrix, count: e)
                 computed = true
             }
-            var fresh = TopRows(k: m), old = TopRows(k: m)
-            let base = i * e
-            for j in 0..<e {
-                let dot = dots[base + j]
-                let isFresh = promotedFresh.contains(j)
-                guard isFresh ? fresh.accepts(dot) : old.accepts(dot) else { continue }
-                if !impressed[user].isEmpty && impressed[user].contains(src.ids[j]) { continue }
-                if isFresh { fresh.insert(dot, src.rows[j]) } else { old.insert(dot, src.rows[j]) }
+            out[user].promoted = dots.withUnsafeBufferPointer {
+                FeedRanker.promotedPicks(src, dots: $0.baseAddress! + i * e, fresh: promotedFresh, m: m, impressed: impressed[user])
             }
-            out[user].promoted = fresh.rows + old.rows
         }
     }
 

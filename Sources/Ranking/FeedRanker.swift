@@ -204,10 +204,7 @@ public final class FeedRanker {
         if n <= pick && impressed.isEmpty { return Array(src.rows[lo..<hi]) }
         approximateDots(src, rows: lo..<hi)
         var best = TopRows(k: pick)
-        for i in 0..<n where best.accepts(dots[i]) {
-            if !impressed.isEmpty && impressed.contains(src.ids[lo + i]) { continue }
-            best.insert(dots[i], src.rows[lo + i])
-        }
+        dots.withUnsafeBufferPointer { src.offer(lo..<hi, dots: $0.baseAddress!, dotsBase: lo, impressed: impressed, to: &best) }
         return best.rows
     }
 
@@ -235,14 +232,19 @@ public final class FeedRanker {
         guard e > 0 else { return [] }
         let lo = src.firstAfter(at - rules.freshWindowMs), hi = src.firstAfter(at)
         approximateDots(src, rows: 0..<e)
-        var fresh = TopRows(k: m), old = TopRows(k: m)
-        for i in 0..<e {
-            let isFresh = i >= lo && i < hi
-            guard isFresh ? fresh.accepts(dots[i]) : old.accepts(dots[i]) else { continue }
-            if !impressed.isEmpty && impressed.contains(src.ids[i]) { continue }
-            if isFresh { fresh.insert(dots[i], src.rows[i]) } else { old.insert(dots[i], src.rows[i]) }
-        }
-        return fresh.rows + old.rows
+        return dots.withUnsafeBufferPointer { Self.promotedPicks(src, dots: $0.baseAddress!, fresh: lo..<hi, m: m, impressed: impressed) }
+    }
+
+    /// Rule 5's picks from the promoted source given a dot product per entry: the best `m` of
+    /// the entries in `fresh` and the best `m` of the others (the boost changes the order
+    /// between the two groups, not within them).
+    static func promotedPicks(_ src: FreshSlice, dots: UnsafePointer<Float>, fresh: Range<Int>, m: Int,
+                              impressed: Set<Int64>) -> [Int32] {
+        var newer = TopRows(k: m), older = TopRows(k: m)
+        src.offer(fresh, dots: dots, dotsBase: 0, impressed: impressed, to: &newer)
+        src.offer(0..<fresh.lowerBound, dots: dots, dotsBase: 0, impressed: impressed, to: &older)
+        src.offer(fresh.upperBound..<src.count, dots: dots, dotsBase: 0, impressed: impressed, to: &older)
+        return newer.rows + older.rows
     }
 
     /// Approximate <u, row> for `rows` of `src` into `dots[0..<rows.count]`.
@@ -274,29 +276,6 @@ public final class FeedRanker {
         dropped.sort { Candidate.ranksBefore($0.candidate, $1.candidate) }
         return Explanation(returned: returned, dropped: Array(dropped.prefix(20)))
     }
-}
-
-/// The k rows with the largest dot products seen so far, kept ascending (k is small).
-struct TopRows {
-    let k: Int
-    private var best: [(dot: Float, row: Int32)] = []
-
-    init(k: Int) {
-        self.k = k
-        best.reserveCapacity(k + 1)
-    }
-
-    func accepts(_ dot: Float) -> Bool { best.count < k || dot > best[0].dot }
-
-    mutating func insert(_ dot: Float, _ row: Int32) {
-        var j = best.count
-        best.append((dot, row))
-        while j > 0 && best[j - 1].dot > dot { best[j] = best[j - 1]; j -= 1 }
-        best[j] = (dot, row)
-        if best.count > k { best.removeFirst() }
-    }
-
-    var rows: [Int32] { best.map(\.row) }
 }
 
 /// Exact scoring of candidate rows for one ranking, with rule 3 applied (and counted).

@@ -1,0 +1,47 @@
+@testable import Ranking
+import TestSupport
+import Testing
+import VectorIndex
+
+@Suite("Top-k selection of the fresh and promoted sources")
+struct TopRowsTests {
+    @Test("TopRows keeps the k largest dots, ascending, for k 1..20 and 0..300 offers; with tied dots it equals the plain append-sort-drop version")
+    func topRowsEqualsSort() {
+        var rng = SeededRandom(seed: 5)
+        for k in 1...20 {
+            for n in stride(from: 0, through: 300, by: 7) {
+                // Coarse dots so ties happen.
+                let dots = (0..<n).map { _ in Float(rng.next() % 40) / 8 }
+                var top = TopRows(k: k)
+                var plain: [(dot: Float, row: Int32)] = []
+                for (i, d) in dots.enumerated() {
+                    if top.accepts(d) { top.insert(d, Int32(i)) }
+                    if plain.count < k || d > plain[0].dot {
+                        plain.append((d, Int32(i)))
+                        plain.sort { $0.dot < $1.dot }      // stable: an equal dot stays after
+                        if plain.count > k { plain.removeFirst() }
+                    }
+                }
+                #expect(top.rows == plain.map(\.row), "k \(k), n \(n)")
+                // Whatever the ties, the kept dots are the k largest.
+                #expect(top.rows.map { dots[Int($0)] } == Array(dots.sorted().suffix(k)), "k \(k), n \(n)")
+            }
+        }
+    }
+
+    @Test("ThresholdScan.firstAbove finds the first value above the threshold at every offset and length")
+    func firstAbove() {
+        var rng = SeededRandom(seed: 9)
+        let values = (0..<200).map { _ in Float(rng.next() % 100) }
+        values.withUnsafeBufferPointer { v in
+            for start in 0..<40 {
+                for end in start..<min(200, start + 60) {
+                    for t: Float in [-1, 50, 90, 98, 100] {
+                        let expected = (start..<end).first { values[$0] > t } ?? end
+                        #expect(ThresholdScan.firstAbove(v.baseAddress!, from: start, to: end, threshold: t) == expected)
+                    }
+                }
+            }
+        }
+    }
+}
