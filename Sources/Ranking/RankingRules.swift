@@ -32,8 +32,11 @@ public enum RetrievalMode: Sendable, Equatable {
 
 /// Retrieval knobs (per-category IVF-PQ search).
 public struct RetrievalSettings: Sendable, Equatable {
-    /// Candidates fetched per category in the first round.
-    public var candidatesPerCategory = 24
+    /// Candidates fetched per category in the first round (then re-scored exactly). 16: the
+    /// final lists' overlap with the exact lists did not move between 12, 16 and 24 at 100k
+    /// items (0.9990 / 0.9940 over 1,000 users) nor at 1M (0.9995 / 0.9887 at 16 over 400
+    /// users; 0.9868 at 12); nprobe limits it, not k. BENCHMARKS.md has the runs.
+    public var candidatesPerCategory = 16
     /// Inverted lists probed per category in the first round. 4 keeps the final lists' overlap
     /// with the exact lists at 0.989-0.9995 over 1,000 users at 100k and 1M items (8: 0.997-0.9999)
     /// for about half the scanning; BENCHMARKS.md has the runs.
