@@ -20,7 +20,9 @@ WORLD_NOW=1795700000000
 for w in "${worlds[@]}"; do
   world="$FEEDRANK_ROOT/data/world-$w"
   [ -f "$world/bundle/manifest.json" ] || die "$world missing: run scripts/make-worlds.sh $w"
-  index="$CACHE/world-$w.ivfpq"
+  # ".eligible": indexes since 2026-11-27 leave out items below the quality floor (older cached
+  # files hold every organic item and the catalog rejects them).
+  index="$CACHE/world-$w.eligible.ivfpq"
   [ -f "$index" ] || { log "building the serving index of world-$w (cached in $index)"; "$BIN" index build --bundle "$world/bundle" --out "$index"; }
   log "feedrank ranking on world-$w: $USERS users, $RANKINGS timed rankings (load: $(cut -d' ' -f1-3 /proc/loadavg))"
   "$BENCH" ranking --bundle "$world/bundle" --events "$world/events.jsonl" --index "$index" --users "$USERS" \

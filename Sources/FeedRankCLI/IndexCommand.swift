@@ -56,12 +56,13 @@ struct IndexShapeOptions: ParsableArguments {
 }
 
 /// `feedrank index build --bundle DIR --out FILE`: the serving index of a bundle — its organic
-/// items (promoted items are scored exactly on every request, contract section 3), ids = bundle
-/// rows, labels = item categories. `feedrank serve --index FILE` and `rank --index` load it.
+/// items at or above the quality floor (promoted items are scored exactly on every request,
+/// contract section 3; items below the floor can never appear), ids = bundle rows, labels =
+/// item categories. `feedrank serve --index FILE` and `rank --index` load it.
 struct IndexBuildCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "build",
-        abstract: "Train the serving IVF-PQ index on a bundle's organic items and write it to one file.")
+        abstract: "Train the serving IVF-PQ index on a bundle's organic items (those at or above the quality floor) and write it to one file.")
 
     @Option(help: "Model bundle directory.")
     var bundle: String
@@ -77,10 +78,12 @@ struct IndexBuildCommand: ParsableCommand {
         let b: ModelBundle
         do { b = try ModelBundle.load(directory: bundle) } catch { throw usageError("--bundle \(bundle): \(error)") }
         for w in b.warnings { progress.log("bundle warning: \(w)") }
-        let organic = b.items.lazy.filter { !$0.promoted }.count
+        let floor = RankingRules().qualityFloor
+        let indexed = RankingIndexBuilder.indexedRows(b, qualityFloor: floor).count
+        let promoted = b.items.lazy.filter(\.promoted).count
         let d = b.embeddingDimension
-        let config = try shape.configuration(dimension: d, count: organic)
-        progress.log("\(organic) organic items (\(b.itemCount - organic) promoted left out), D = \(d), \(b.manifest.categories.count) categories; nlist \(config.nlist), PQ \(config.subquantizers)x\(config.bitsPerCode)")
+        let config = try shape.configuration(dimension: d, count: indexed)
+        progress.log("\(indexed) organic items at or above the quality floor \(floor) (\(promoted) promoted and \(b.itemCount - promoted - indexed) below the floor left out), D = \(d), \(b.manifest.categories.count) categories; nlist \(config.nlist), PQ \(config.subquantizers)x\(config.bitsPerCode)")
         let index: IVFPQIndex
         let clock = Stopwatch()
         do {

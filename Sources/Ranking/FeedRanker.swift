@@ -100,7 +100,7 @@ public final class FeedRanker {
                 var items = pass.score(rows: withFresh(neighbors[cat], cat: cat, at: input.at, impressed: pass.impressed, picks: batchPicks), promoted: false)
                 Candidate.sortRanked(&items)
                 // Every organic item of the category was a candidate: nothing else can exist.
-                pools[cat] = CategoryCandidates(items: items, complete: neighbors[cat].count >= catalog.organicRows[cat].count)
+                pools[cat] = CategoryCandidates(items: items, complete: neighbors[cat].count >= catalog.indexedCounts[cat])
             }
             lap(\.rescore)
         } else {
@@ -124,7 +124,9 @@ public final class FeedRanker {
             rounds += 1
             for cat in selection.needMore {
                 expansions[cat] += 1
-                let size = catalog.organicRows[cat].count
+                // With the index, the category's items that can appear at all are the indexed
+                // ones (at or above the quality floor); exact retrieval scores every item.
+                let size = useIndex ? catalog.indexedCounts[cat] : catalog.organicRows[cat].count
                 let settings = catalog.retrieval
                 let k = settings.candidatesPerCategory << min(expansions[cat], 20)
                 let exhaustive = expansions[cat] > settings.maxExpansions || k >= size || !useIndex
@@ -136,7 +138,7 @@ public final class FeedRanker {
                 }
                 var rows: [Int32]
                 if exhaustive {
-                    rows = catalog.organicRows[cat]
+                    rows = useIndex ? catalog.indexedRows(category: cat) : catalog.organicRows[cat]
                 } else {
                     let nprobe = min(settings.nprobe << expansions[cat], catalog.index!.nlist)
                     rows = u.withUnsafeBufferPointer { q in

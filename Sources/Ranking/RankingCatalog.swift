@@ -12,6 +12,9 @@ public final class RankingCatalog: Sendable {
     public let scoring: Scoring
     /// Organic (non-promoted) rows of each category.
     public let organicRows: [[Int32]]
+    /// Per category, how many of its organic rows the index holds (those at or above the
+    /// quality floor; `RankingIndexBuilder`). Empty without an index.
+    let indexedCounts: [Int]
     /// Promoted rows (rule 1: scored exactly on every request, never from the index).
     public let promotedRows: [Int32]
     /// The promoted items' embeddings, one contiguous P × D matrix in `promotedRows` order.
@@ -40,9 +43,9 @@ public final class RankingCatalog: Sendable {
             guard index.dimension == bundle.embeddingDimension else {
                 throw RankingError("the index has dimension \(index.dimension), the bundle \(bundle.embeddingDimension)")
             }
-            let expected = organic.reduce(0) { $0 + $1.count }
+            let expected = RankingIndexBuilder.indexedRows(bundle, qualityFloor: rules.qualityFloor).count
             guard index.count == expected else {
-                throw RankingError("the index holds \(index.count) items, the bundle has \(expected) organic (non-promoted) items: rebuild it with `feedrank index build` for this bundle")
+                throw RankingError("the index holds \(index.count) items, the bundle has \(expected) organic (non-promoted) items at or above the quality floor \(rules.qualityFloor): rebuild it with `feedrank index build` for this bundle")
             }
         }
         guard !rules.promotedSlots.contains(where: { $0 < 1 }), rules.promotedSlots == rules.promotedSlots.sorted() else {
@@ -65,15 +68,21 @@ public final class RankingCatalog: Sendable {
         self.categoryLabels = (0..<c).map { UInt16($0) }
         if index != nil {
             let floor = rules.qualityFloor
-            self.freshSource = organic.map { rows in FreshSlice(bundle: bundle, rows: rows.filter { bundle.items[Int($0)].quality >= floor }) }
+            let eligible = organic.map { rows in rows.filter { bundle.items[Int($0)].quality >= floor } }
+            self.indexedCounts = eligible.map(\.count)
+            self.freshSource = eligible.map { FreshSlice(bundle: bundle, rows: $0) }
             self.promotedSource = FreshSlice(bundle: bundle, rows: promoted.filter { bundle.items[Int($0)].quality >= floor })
         } else {
+            self.indexedCounts = []
             self.freshSource = []
             self.promotedSource = nil
         }
     }
 
     public var categoryCount: Int { organicRows.count }
+
+    /// Category `c`'s rows the index holds (at or above the quality floor), by `published_at`.
+    func indexedRows(category c: Int) -> [Int32] { freshSource[c].rows }
 }
 
 /// Rows at or above the quality floor (one category's organic rows, or the promoted rows) sorted

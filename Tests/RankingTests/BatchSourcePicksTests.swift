@@ -68,7 +68,8 @@ struct BatchSourcePicksTests {
                 // The shared scans find what the user's own search finds (ids may differ only
                 // at equal approximate scores; the batched searcher's own test checks scores).
                 #expect(organic[cat].count == single[cat].count, "user \(i) category \(cat): index candidates")
-                #expect(organic[cat].allSatisfy { !bundle.items[Int($0)].promoted && bundle.items[Int($0)].category == cat })
+                #expect(organic[cat].allSatisfy { !bundle.items[Int($0)].promoted && bundle.items[Int($0)].category == cat
+                                                  && bundle.items[Int($0)].quality >= rules.qualityFloor })
                 let rows = bundle.items.indices.filter { r in
                     let it = bundle.items[r]
                     return !it.promoted && it.category == cat && isFresh(it) && eligible(it)
