@@ -102,9 +102,21 @@ public enum GreedySelector {
     }
 }
 
-/// A binary max-heap of category ids keyed by their current head candidate.
+/// A binary max-heap of category ids keyed by their current head candidate. Entries hold only
+/// the order's key (score, item id), 24 bytes instead of a whole candidate: the heap sifts on
+/// every item the selection draws.
 struct CategoryHeap {
-    private var entries: [(category: Int, head: Candidate)] = []
+    private struct Entry {
+        var score: Double
+        var itemId: Int64
+        var category: Int
+
+        /// `Candidate.ranksBefore` on the heads.
+        @inline(__always)
+        func before(_ o: Entry) -> Bool { score != o.score ? score > o.score : itemId < o.itemId }
+    }
+
+    private var entries: [Entry] = []
 
     init(categories: [CategoryCandidates]) {
         entries.reserveCapacity(categories.count)
@@ -112,11 +124,11 @@ struct CategoryHeap {
     }
 
     mutating func push(_ c: Int, _ head: Candidate) {
-        entries.append((c, head))
+        entries.append(Entry(score: head.score, itemId: head.itemId, category: c))
         var i = entries.count - 1
         while i > 0 {
             let p = (i - 1) / 2
-            guard Candidate.ranksBefore(entries[i].head, entries[p].head) else { break }
+            guard entries[i].before(entries[p]) else { break }
             entries.swapAt(i, p)
             i = p
         }
@@ -131,8 +143,8 @@ struct CategoryHeap {
             while true {
                 let l = 2 * i + 1, r = l + 1
                 var best = i
-                if l < entries.count && Candidate.ranksBefore(entries[l].head, entries[best].head) { best = l }
-                if r < entries.count && Candidate.ranksBefore(entries[r].head, entries[best].head) { best = r }
+                if l < entries.count && entries[l].before(entries[best]) { best = l }
+                if r < entries.count && entries[r].before(entries[best]) { best = r }
                 if best == i { break }
                 entries.swapAt(i, best)
                 i = best
