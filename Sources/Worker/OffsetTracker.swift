@@ -21,24 +21,33 @@ public struct OffsetTracker: Sendable {
 
     /// One output of `offset` was acknowledged.
     public mutating func complete(_ offset: Int64) {
-        // In-flight windows are small; search from the head.
-        for i in head..<pending.count where pending[i].offset == offset {
+        if let i = index(of: offset) {
             if pending[i].outstanding < 0 { return }  // abandoned
             precondition(pending[i].outstanding > 0, "offset \(offset) completed more often than registered")
             pending[i].outstanding -= 1
-            break
         }
         advance()
+    }
+
+    /// Where `offset` is among the in-flight records (`pending` increases strictly, see
+    /// `begin`): a binary search. A linear scan from the head made every acknowledgement
+    /// O(in flight); with up to 2,000 records in flight per lane the offset bookkeeping was ~7 %
+    /// of the worker's CPU under an activity flood (perf).
+    private func index(of offset: Int64) -> Int? {
+        var lo = head, hi = pending.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if pending[mid].offset < offset { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < pending.count && pending[lo].offset == offset ? lo : nil
     }
 
     /// Gives up on a record that will not be processed here (its partition was revoked before
     /// it ran): the commit position never passes it, so the next owner processes it.
     public mutating func abandon(_ offset: Int64) {
-        for i in head..<pending.count where pending[i].offset == offset {
-            pending[i].outstanding = Int.min / 2
-            abandoned += 1
-            return
-        }
+        guard let i = index(of: offset) else { return }
+        pending[i].outstanding = Int.min / 2
+        abandoned += 1
     }
 
     /// Records begun, not done and not abandoned.
@@ -47,19 +56,14 @@ public struct OffsetTracker: Sendable {
 
     /// Adds outputs to a record still in flight (e.g. a coalesced re-rank attached to it).
     public mutating func addOutputs(_ offset: Int64, _ n: Int) {
-        for i in head..<pending.count where pending[i].offset == offset {
-            pending[i].outstanding += n
-            return
-        }
-        preconditionFailure("offset \(offset) is not in flight")
+        guard let i = index(of: offset) else { preconditionFailure("offset \(offset) is not in flight") }
+        pending[i].outstanding += n
     }
 
     /// Records begun and not yet done.
     public var inFlight: Int { pending.count - head }
 
-    public func isInFlight(_ offset: Int64) -> Bool {
-        pending[head...].contains { $0.offset == offset }
-    }
+    public func isInFlight(_ offset: Int64) -> Bool { index(of: offset) != nil }
 
     private mutating func advance() {
         while head < pending.count && pending[head].outstanding == 0 {
