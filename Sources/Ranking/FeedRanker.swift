@@ -100,7 +100,7 @@ public final class FeedRanker {
                 var items = pass.score(rows: withFresh(neighbors[cat], cat: cat, at: input.at, impressed: pass.impressed, picks: batchPicks), promoted: false)
                 Candidate.sortRanked(&items)
                 // Every organic item of the category was a candidate: nothing else can exist.
-                pools[cat] = CategoryCandidates(items: items, complete: neighbors[cat].count >= catalog.indexedCounts[cat])
+                pools[cat] = CategoryCandidates(items: items, complete: neighbors[cat].count >= catalog.indexedRows(category: cat).count)
             }
             lap(\.rescore)
         } else {
@@ -126,7 +126,7 @@ public final class FeedRanker {
                 expansions[cat] += 1
                 // With the index, the category's items that can appear at all are the indexed
                 // ones (at or above the quality floor); exact retrieval scores every item.
-                let size = useIndex ? catalog.indexedCounts[cat] : catalog.organicRows[cat].count
+                let size = useIndex ? catalog.indexedRows(category: cat).count : catalog.organicRows[cat].count
                 let settings = catalog.retrieval
                 let k = settings.candidatesPerCategory << min(expansions[cat], 20)
                 let exhaustive = expansions[cat] > settings.maxExpansions || k >= size || !useIndex

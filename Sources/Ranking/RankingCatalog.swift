@@ -12,9 +12,6 @@ public final class RankingCatalog: Sendable {
     public let scoring: Scoring
     /// Organic (non-promoted) rows of each category.
     public let organicRows: [[Int32]]
-    /// Per category, how many of its organic rows the index holds (those at or above the
-    /// quality floor; `RankingIndexBuilder`). Empty without an index.
-    let indexedCounts: [Int]
     /// Promoted rows (rule 1: scored exactly on every request, never from the index).
     public let promotedRows: [Int32]
     /// The promoted items' embeddings, one contiguous P × D matrix in `promotedRows` order.
@@ -39,11 +36,15 @@ public final class RankingCatalog: Sendable {
         for (row, item) in bundle.items.enumerated() {
             if item.promoted { promoted.append(Int32(row)) } else { organic[item.category].append(Int32(row)) }
         }
+        // The rows the index holds and the fresh source keeps: organic, at or above the floor.
+        let indexed = index == nil ? [] : organic.map { rows in
+            rows.filter { RankingIndexBuilder.indexes(bundle.items[Int($0)], qualityFloor: rules.qualityFloor) }
+        }
         if let index {
             guard index.dimension == bundle.embeddingDimension else {
                 throw RankingError("the index has dimension \(index.dimension), the bundle \(bundle.embeddingDimension)")
             }
-            let expected = RankingIndexBuilder.indexedRows(bundle, qualityFloor: rules.qualityFloor).count
+            let expected = indexed.reduce(0) { $0 + $1.count }
             guard index.count == expected else {
                 throw RankingError("the index holds \(index.count) items, the bundle has \(expected) organic (non-promoted) items at or above the quality floor \(rules.qualityFloor): rebuild it with `feedrank index build` for this bundle")
             }
@@ -68,12 +69,9 @@ public final class RankingCatalog: Sendable {
         self.categoryLabels = (0..<c).map { UInt16($0) }
         if index != nil {
             let floor = rules.qualityFloor
-            let eligible = organic.map { rows in rows.filter { bundle.items[Int($0)].quality >= floor } }
-            self.indexedCounts = eligible.map(\.count)
-            self.freshSource = eligible.map { FreshSlice(bundle: bundle, rows: $0) }
+            self.freshSource = indexed.map { FreshSlice(bundle: bundle, rows: $0) }
             self.promotedSource = FreshSlice(bundle: bundle, rows: promoted.filter { bundle.items[Int($0)].quality >= floor })
         } else {
-            self.indexedCounts = []
             self.freshSource = []
             self.promotedSource = nil
         }

@@ -29,9 +29,14 @@ public enum RankingIndexBuilder {
         return try build(bundle: bundle, qualityFloor: qualityFloor, configuration: configuration, progress: progress)
     }
 
-    /// The rows an index for `bundle` holds: organic, quality at or above `qualityFloor`.
+    /// Whether an index holds `item`: organic, quality at or above `qualityFloor`.
+    public static func indexes(_ item: Item, qualityFloor: Double) -> Bool {
+        !item.promoted && item.quality >= qualityFloor
+    }
+
+    /// The rows an index for `bundle` holds (`indexes`).
     public static func indexedRows(_ bundle: ModelBundle, qualityFloor: Double) -> [Int] {
-        bundle.items.indices.filter { !bundle.items[$0].promoted && bundle.items[$0].quality >= qualityFloor }
+        bundle.items.indices.filter { indexes(bundle.items[$0], qualityFloor: qualityFloor) }
     }
 
     public static func build(bundle: ModelBundle, qualityFloor: Double = RankingRules().qualityFloor,
