@@ -39,7 +39,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("state-topic")) var stateTopic: String?
     @Option(help: "Processing lanes (default: the number of cores).") var lanes: Int?
     @Option(name: .customLong("refresh-window-ms"), help: "Coalescing window of event-driven re-ranks (default 200).") var refreshWindowMs: Int?
-    @Option(name: .customLong("max-in-flight"), help: "Records in flight before fetching pauses (default 2000).") var maxInFlight: Int?
+    @Option(name: .customLong("max-in-flight"), help: "Records with unacknowledged outputs before fetching pauses (default 2000).") var maxInFlight: Int?
+    @Option(name: .customLong("max-uncommitted"), help: "Records past the commit position before fetching pauses (default 50000).") var maxUncommitted: Int?
     @Option(name: .customLong("max-record-bytes"), help: "Input records larger than this go to the DLQ as too_large (default 1048576).") var maxRecordBytes: Int?
     @Option(name: .customLong("log-level"), help: "trace|debug|info|notice|warning|error|critical (default info).") var logLevel: String?
     @Option(name: .customLong("log-format"), help: "json|text (default json).") var logFormat: String?
@@ -71,9 +72,13 @@ struct ServeCommand: AsyncParsableCommand {
         wc.lanes = try src.int("lanes", flag: lanes) ?? ProcessInfo.processInfo.activeProcessorCount
         wc.refreshWindowMs = try src.int("refresh-window-ms", flag: refreshWindowMs) ?? wc.refreshWindowMs
         wc.maxInFlight = try src.int("max-in-flight", flag: maxInFlight) ?? wc.maxInFlight
+        wc.maxUncommitted = try src.int("max-uncommitted", flag: maxUncommitted) ?? wc.maxUncommitted
         wc.maxRecordBytes = try src.int("max-record-bytes", flag: maxRecordBytes) ?? wc.maxRecordBytes
         guard wc.lanes >= 1 else { throw CLIError.usage("--lanes must be >= 1") }
         guard wc.maxInFlight >= 1 else { throw CLIError.usage("--max-in-flight must be >= 1") }
+        guard wc.maxUncommitted >= wc.maxInFlight else {
+            throw CLIError.usage("--max-uncommitted (\(wc.maxUncommitted)) must be >= --max-in-flight (\(wc.maxInFlight))")
+        }
         guard wc.maxRecordBytes >= 1 else { throw CLIError.usage("--max-record-bytes must be >= 1") }
         guard wc.refreshWindowMs >= 0 else { throw CLIError.usage("--refresh-window-ms must be >= 0") }
         let port = try src.int("http-port", flag: httpPort) ?? 8080

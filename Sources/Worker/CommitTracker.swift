@@ -13,38 +13,42 @@ final class CommitTracker: Sendable {
 
     func begin(_ tp: TopicPartition, _ offset: Int64, outputs: Int) {
         state.withLock { s in
+            let before = s.trackers[tp]?.active ?? 0
             s.trackers[tp, default: OffsetTracker()].begin(offset, outputs: outputs)
-            s.inFlight += outputs > 0 ? 1 : 0
+            s.inFlight += s.trackers[tp]!.active - before
         }
     }
 
     func addOutputs(_ tp: TopicPartition, _ offset: Int64, _ n: Int) {
         guard n > 0 else { return }
-        state.withLock { s in s.trackers[tp]?.addOutputs(offset, n) }
+        update(tp) { $0.addOutputs(offset, n) }
     }
 
     func complete(_ tp: TopicPartition, _ offset: Int64) {
-        state.withLock { s in
-            guard var t = s.trackers[tp] else { return }
-            let before = t.active
-            t.complete(offset)
-            s.inFlight -= before - t.active
-            s.trackers[tp] = t
-        }
+        update(tp) { $0.complete(offset) }
     }
 
     func abandon(_ tp: TopicPartition, _ offset: Int64) {
+        update(tp) { $0.abandon(offset) }
+    }
+
+    private func update(_ tp: TopicPartition, _ body: (inout OffsetTracker) -> Void) {
         state.withLock { s in
-            guard var t = s.trackers[tp] else { return }
-            let before = t.active
-            t.abandon(offset)
-            s.inFlight -= before - t.active
-            s.trackers[tp] = t
+            guard s.trackers[tp] != nil else { return }
+            let before = s.trackers[tp]!.active
+            body(&s.trackers[tp]!)
+            s.inFlight += s.trackers[tp]!.active - before
         }
     }
 
-    /// Records in flight over all partitions.
+    /// Records whose outputs are not all acknowledged, over all partitions (what backpressure
+    /// bounds). Done records behind one still waiting (e.g. for its coalesced re-rank) are
+    /// not counted: they hold nothing but their place in `uncommitted`.
     var inFlight: Int { state.withLock { $0.inFlight } }
+
+    /// Records not yet committable over all partitions (in flight, or done behind a record
+    /// in flight).
+    var uncommitted: Int { state.withLock { s in s.trackers.values.reduce(0) { $0 + $1.uncommitted } } }
 
     /// Records of these partitions whose outputs are still unacknowledged.
     func active(_ tps: Set<TopicPartition>) -> Int {

@@ -8,6 +8,8 @@ public struct OffsetTracker: Sendable {
     private var head = 0
     /// The next offset to commit (last done + 1), nil before the first record.
     public private(set) var position: Int64?
+    /// Records begun whose outputs are not all acknowledged (not done, not abandoned).
+    public private(set) var active = 0
 
     public init() {}
 
@@ -16,6 +18,7 @@ public struct OffsetTracker: Sendable {
     public mutating func begin(_ offset: Int64, outputs: Int) {
         precondition(pending.last.map { $0.offset < offset } ?? true, "offsets must increase: \(offset)")
         pending.append((offset, outputs))
+        if outputs > 0 { active += 1 }
         advance()
     }
 
@@ -25,6 +28,7 @@ public struct OffsetTracker: Sendable {
             if pending[i].outstanding < 0 { return }  // abandoned
             precondition(pending[i].outstanding > 0, "offset \(offset) completed more often than registered")
             pending[i].outstanding -= 1
+            if pending[i].outstanding == 0 { active -= 1 }
         }
         advance()
     }
@@ -45,23 +49,21 @@ public struct OffsetTracker: Sendable {
     /// Gives up on a record that will not be processed here (its partition was revoked before
     /// it ran): the commit position never passes it, so the next owner processes it.
     public mutating func abandon(_ offset: Int64) {
-        guard let i = index(of: offset) else { return }
+        guard let i = index(of: offset), pending[i].outstanding >= 0 else { return }
+        if pending[i].outstanding > 0 { active -= 1 }
         pending[i].outstanding = Int.min / 2
-        abandoned += 1
     }
-
-    /// Records begun, not done and not abandoned.
-    public var active: Int { inFlight - abandoned }
-    private var abandoned = 0
 
     /// Adds outputs to a record still in flight (e.g. a coalesced re-rank attached to it).
     public mutating func addOutputs(_ offset: Int64, _ n: Int) {
         guard let i = index(of: offset) else { preconditionFailure("offset \(offset) is not in flight") }
+        if pending[i].outstanding == 0 && n > 0 { active += 1 }
         pending[i].outstanding += n
     }
 
-    /// Records begun and not yet done.
-    public var inFlight: Int { pending.count - head }
+    /// Records from the commit position on (not yet committable: not done, or done behind one
+    /// that is not). A record waiting for a coalesced re-rank holds the ones after it here.
+    public var uncommitted: Int { pending.count - head }
 
     public func isInFlight(_ offset: Int64) -> Bool { index(of: offset) != nil }
 

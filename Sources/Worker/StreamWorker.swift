@@ -83,9 +83,9 @@ public final class StreamWorker: Service, Sendable {
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for lane in lanes { group.addTask { await lane.run() } }
-                group.addTask { [self] in await periodic(every: .milliseconds(configuration.commitIntervalMs)) { commit(consumer) } }
+                group.addTask { [self] in await periodic(every: .milliseconds(configuration.commitIntervalMs), blocking: true) { self.commit(consumer) } }
                 group.addTask { [self] in await periodic(every: .milliseconds(20)) { for l in lanes { l.inbox.push(.tick) } } }
-                group.addTask { [self] in await periodic(every: .seconds(configuration.lagIntervalSeconds)) { measureLag(consumer) } }
+                group.addTask { [self] in await periodic(every: .seconds(configuration.lagIntervalSeconds), blocking: true) { self.measureLag(consumer) } }
 
                 // The dispatcher: records to lanes by partition, bounded in-flight work.
                 do {
@@ -94,7 +94,8 @@ public final class StreamWorker: Service, Sendable {
                         tracker.begin(record.topicPartition, record.offset, outputs: 1)
                         lanes[Int(record.partition) % lanes.count].inbox.push(.record(record, receivedAt: .now))
                         metrics.inFlight.record(tracker.inFlight)
-                        while tracker.inFlight > configuration.maxInFlight && !stopping.load(ordering: .relaxed) {
+                        while (tracker.inFlight > configuration.maxInFlight || tracker.uncommitted > configuration.maxUncommitted)
+                                && !stopping.load(ordering: .relaxed) {
                             try await Task.sleep(nanoseconds: 500_000)
                         }
                     }
@@ -160,11 +161,20 @@ public final class StreamWorker: Service, Sendable {
         }
     }
 
-    private func periodic(every interval: Duration, _ body: @Sendable () -> Void) async {
+    /// Runs `body` every `interval`. With `blocking`, the body runs on a Dispatch thread: a
+    /// commit or a watermark query waits for the broker, and blocking one of the cooperative
+    /// pool's threads (one per core) stalls a processing lane meanwhile.
+    private func periodic(every interval: Duration, blocking: Bool = false, _ body: @escaping @Sendable () -> Void) async {
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
             if Task.isCancelled { break }
-            body()
+            if blocking {
+                await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
+                    DispatchQueue.global().async { body(); cont.resume() }
+                }
+            } else {
+                body()
+            }
         }
     }
 

@@ -25,8 +25,12 @@ public struct WorkerConfiguration: Sendable {
     /// Parallel processing lanes (partitions are spread over them; one lane keeps a
     /// partition's order). Default: the number of cores.
     public var lanes = 2
-    /// Records handed to lanes but not yet fully acknowledged, above which fetching pauses.
+    /// Records handed to lanes whose outputs are not all acknowledged, above which fetching pauses.
     public var maxInFlight = 2_000
+    /// Records past the commit position (done or not) above which fetching pauses too: bounds
+    /// what a restart repeats when one record (e.g. a click waiting for its coalesced re-rank)
+    /// holds the commit position while later records complete.
+    public var maxUncommitted = 50_000
     /// How often processed offsets are committed.
     public var commitIntervalMs = 100
     /// Longest wait for in-flight work on shutdown or revocation.

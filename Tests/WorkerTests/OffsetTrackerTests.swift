@@ -4,7 +4,7 @@ import Worker
 
 @Suite("Commit positions of one partition")
 struct OffsetTrackerTests {
-    @Test("on 300 random runs (offset gaps, several outputs per record, acknowledgements out of order, added outputs, abandoned records) the position is always just past the done prefix")
+    @Test("on 300 random runs (offset gaps, several outputs per record, acknowledgements out of order, added outputs, abandoned records) the position is always just past the done prefix and the active count is the records still waiting")
     func positionIsTheFirstOffsetNotDone() {
         var rng = SeededRandom(seed: 21)
         for run in 0..<300 {
@@ -43,8 +43,24 @@ struct OffsetTrackerTests {
                 let notDone = offsets.firstIndex { abandoned.contains($0) || outstanding[$0]! > 0 } ?? offsets.count
                 let expected: Int64? = notDone == 0 ? nil : offsets[notDone - 1] + 1
                 #expect(tracker.position == expected, "run \(run)")
-                #expect(tracker.inFlight == offsets.count - notDone, "run \(run)")
+                #expect(tracker.uncommitted == offsets.count - notDone, "run \(run)")
+                // Active: records still waiting for an output, wherever they are.
+                let waiting = offsets.filter { !abandoned.contains($0) && outstanding[$0]! > 0 }.count
+                #expect(tracker.active == waiting, "run \(run)")
             }
         }
+    }
+
+    @Test("abandoning a record twice (state writes and a re-rank both give up on it) counts it once")
+    func abandonIsIdempotent() {
+        var tracker = OffsetTracker()
+        tracker.begin(10, outputs: 2)
+        tracker.begin(11, outputs: 1)
+        tracker.abandon(10)
+        tracker.abandon(10)
+        #expect(tracker.active == 1)
+        tracker.complete(11)
+        #expect(tracker.active == 0)
+        #expect(tracker.position == nil)
     }
 }
