@@ -17,6 +17,19 @@ final class Lane: @unchecked Sendable {
     private let encoder: UserEncoder
     private let updater: StateUpdater
     private var pendingRefresh: [Int64: PendingRefresh] = [:]
+    /// Users whose state changed in the current batch, in first-change order: their
+    /// `user-state` record, L4 state and L2 embedding are written once per batch (the last
+    /// state wins anyway), not once per event.
+    private var changed: [Int64: ChangedState] = [:]
+    private var changedOrder: [Int64] = []
+
+    struct ChangedState {
+        var partition: Int32
+        /// The last applied event's time (the embedding's `at`, as if written after that event).
+        var lastEventTs: Int64
+        /// The activity records whose commit waits for this state's writes.
+        var attached: [(TopicPartition, Int64)]
+    }
 
     struct PendingRefresh {
         var partition: Int32
@@ -48,15 +61,19 @@ final class Lane: @unchecked Sendable {
                         answerRequest(record, receivedAt: receivedAt, l1: l1)
                     }
                 case .tick:
+                    writeChangedStates()
                     publishDueRefreshes(only: nil, now: .now)
                 case .flushPartitions(let partitions, let done):
+                    writeChangedStates()
                     publishDueRefreshes(only: partitions, now: nil)
                     done()
                 }
             }
+            writeChangedStates()
             context.sink.flushRedis()
         }
         // Closed: publish what is still pending, so no re-rank is lost on shutdown.
+        writeChangedStates()
         publishDueRefreshes(only: nil, now: nil)
         context.sink.flushRedis()
     }
@@ -129,23 +146,17 @@ final class Lane: @unchecked Sendable {
             break
         }
         context.metrics.eventsApplied.increment()
-        guard let state = rec.state else { context.tracker.complete(tp, record.offset); return }
-        let stateJSON = state.jsonBytes()
-        let u = encoder.embed(state: state, at: event.ts, device: rec.lastDevice)
-        // Outputs: the user-state changelog record (partition p, like the input) and the L4 + L2 writes.
-        context.tracker.addOutputs(tp, record.offset, 2)
-        let key = String(event.userId)
-        // The model_version header tells replay and batch which model wrote the state.
-        context.sink.produce(OutgoingRecord(topic: context.config.topics.state, partition: record.partition,
-                                            key: key, value: stateJSON,
-                                            headers: [KafkaHeader(key: ModelVersionCheck.header, string: context.modelVersion)])) { [context] _ in
-            context.tracker.complete(tp, record.offset)
+        guard rec.state != nil else { context.tracker.complete(tp, record.offset); return }
+        // One output: the user's state writes at the end of the batch (`writeChangedStates`).
+        context.tracker.addOutputs(tp, record.offset, 1)
+        if changed[event.userId] == nil {
+            changedOrder.append(event.userId)
+            changed[event.userId] = ChangedState(partition: record.partition, lastEventTs: event.ts,
+                                                 attached: [(tp, record.offset)])
+        } else {
+            changed[event.userId]!.lastEventTs = event.ts
+            changed[event.userId]!.attached.append((tp, record.offset))
         }
-        let cache = context.config.cache
-        context.sink.redisWrite([
-            .set(CacheKeys.features(event.userId), stateJSON, expireSeconds: cache.featuresTTL),
-            .set(CacheKeys.userEmbedding(event.userId), CacheKeys.floatBytes(u), expireSeconds: cache.userEmbeddingTTL),
-        ]) { [context] in context.tracker.complete(tp, record.offset) }
         if event.action.triggersRefresh {
             context.tracker.addOutputs(tp, record.offset, 1)
             let window = Duration.milliseconds(context.config.refreshWindowMs)
@@ -159,6 +170,42 @@ final class Lane: @unchecked Sendable {
             }
         }
         context.tracker.complete(tp, record.offset)
+    }
+
+    /// Writes the state of every user changed since the last call: the user-state changelog
+    /// record (partition p, like the input), the L4 state and the L2 embedding (the tower runs
+    /// once per user here, on the final state). The attached activity records complete when
+    /// both the record and the Redis writes are acknowledged.
+    private func writeChangedStates() {
+        guard !changedOrder.isEmpty else { return }
+        let cache = context.config.cache
+        // The model_version header tells replay and batch which model wrote the state.
+        let headers = [KafkaHeader(key: ModelVersionCheck.header, string: context.modelVersion)]
+        for user in changedOrder {
+            guard let c = changed[user] else { continue }
+            let attached = c.attached
+            // Revoked meanwhile (shutdown): the state was not written, so the records stay
+            // uncommitted and the next owner applies them again on its restored state.
+            guard let rec = context.store.record(c.partition, user), let state = rec.state else {
+                for (tp, o) in attached { context.tracker.abandon(tp, o) }
+                continue
+            }
+            let stateJSON = state.jsonBytes()
+            let u = encoder.embed(state: state, at: c.lastEventTs, device: rec.lastDevice)
+            let outputs = Countdown(2) { [context] in
+                for (tp, o) in attached { context.tracker.complete(tp, o) }
+            }
+            context.sink.produce(OutgoingRecord(topic: context.config.topics.state, partition: c.partition,
+                                                key: String(user), value: stateJSON, headers: headers)) { _ in
+                outputs.done()
+            }
+            context.sink.redisWrite([
+                .set(CacheKeys.features(user), stateJSON, expireSeconds: cache.featuresTTL),
+                .set(CacheKeys.userEmbedding(user), CacheKeys.floatBytes(u), expireSeconds: cache.userEmbeddingTTL),
+            ]) { outputs.done() }
+        }
+        changed.removeAll(keepingCapacity: true)
+        changedOrder.removeAll(keepingCapacity: true)
     }
 
     /// Publishes the event-driven re-ranks that are due (`now` nil: all of them), optionally only
