@@ -77,6 +77,7 @@ public final class KafkaConsumer: Sendable {
             }
             core.subscribed = true
         case .assignment(let offsets):
+            core.splitQueues(Array(offsets.keys))
             let list = RDKafkaTopicPartitionList(offsets.map { ($0.key, $0.value) })
             let err = rd_kafka_assign(handle.pointer, list.pointer)
             if err != RD_KAFKA_RESP_ERR_NO_ERROR {
@@ -156,16 +157,11 @@ public final class KafkaConsumer: Sendable {
 
     /// Stops fetching these partitions (records already buffered are still delivered).
     public func pause(_ partitions: [TopicPartition]) throws {
-        core.state.withLock { $0.userPaused.formUnion(partitions) }
         try core.setPaused(partitions, true)
     }
 
     public func resume(_ partitions: [TopicPartition]) throws {
-        let flowPaused = core.state.withLock { s -> Bool in
-            s.userPaused.subtract(partitions)
-            return s.flowPaused
-        }
-        if !flowPaused { try core.setPaused(partitions, false) }
+        try core.setPaused(partitions, false)
     }
 
     /// Moves the fetch position of assigned partitions.
