@@ -24,9 +24,10 @@ public enum RebalanceEvent: Sendable, Equatable {
 /// A Kafka consumer: a group member (`subscribe`) or a plain reader of explicit partitions.
 ///
 /// Records arrive through `records`, an `AsyncSequence` fed by a Swift-owned poll thread
-/// through a bounded buffer; when the buffer is full the consumer pauses its partitions
-/// (librdkafka keeps the fetch position) and resumes them when it drains. Offsets are never
-/// committed automatically: call `commit` with what has been processed.
+/// through a bounded buffer, taken from each partition's queue in turns; while the buffer is
+/// full the poll thread takes no records (librdkafka stops fetching at its pre-fetch limits)
+/// but still serves rebalances. Offsets are never committed automatically: call `commit`
+/// with what has been processed.
 public final class KafkaConsumer: Sendable {
     public enum Subscription: Sendable {
         /// Join the group of `group.id` and consume these topics.
