@@ -47,6 +47,7 @@ final class ConsumerCore: @unchecked Sendable {
     private var nextQueue = 0
     /// Records taken from one partition per turn.
     static let turn = 256
+    private var messageSlots = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: turn)
 
     /// One round of the poll thread: events (rebalances, logs, errors) from the consumer queue,
     /// then up to `turn` records from each partition queue in turn while the buffer has room.
@@ -64,19 +65,19 @@ final class ConsumerCore: @unchecked Sendable {
         var took = 0
         if !partitionQueues.isEmpty && !isFull {
             let n = partitionQueues.count
-            var messages = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: Self.turn)
+            let first = nextQueue % n
             for i in 0..<n {
-                let q = partitionQueues[(nextQueue + i) % n].queue
-                let got = rd_kafka_consume_batch_queue(q, 0, &messages, Self.turn)
+                let index = (first + i) % n
+                let got = rd_kafka_consume_batch_queue(partitionQueues[index].queue, 0, &messageSlots, Self.turn)
                 guard got > 0 else { continue }
                 for j in 0..<got {
-                    handle(message: messages[j]!)
-                    rd_kafka_message_destroy(messages[j])
+                    handle(message: messageSlots[j]!)
+                    rd_kafka_message_destroy(messageSlots[j])
                 }
                 took += got
+                nextQueue = index + 1  // the next turn goes to the partition after this one
                 if isFull { break }
             }
-            nextQueue = (nextQueue + 1) % n
         }
         // Block briefly only when there was nothing to take.
         if let ev = rd_kafka_queue_poll(queue, took > 0 ? 0 : 2) {

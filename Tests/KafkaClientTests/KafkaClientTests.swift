@@ -183,6 +183,34 @@ struct KafkaClientTests {
         producer.close()
     }
 
+    @Test("a reader takes turns between partitions: all four appear among the first 1,200 of 8,000 records, each still in order")
+    func partitionsTakeTurns() async throws {
+        let topic = TestBroker.uniqueName("turns")
+        try TestBroker.createTopic(topic, partitions: 4)
+        let producer = try KafkaProducer(configuration: TestBroker.config())
+        let value = Array(String(repeating: "v", count: 100).utf8)
+        for p in Int32(0)..<4 {
+            for i in 0..<2_000 {
+                try producer.enqueue(OutgoingRecord(topic: topic, partition: p, key: "k\(i)", value: value)) { _ in }
+            }
+        }
+        try await producer.flush(timeout: .seconds(30))
+        let start = Dictionary(uniqueKeysWithValues: (Int32(0)..<4).map { (TopicPartition(topic, $0), KafkaOffset.beginning) })
+        // A small buffer: records are taken from librdkafka a few hundred at a time.
+        let reader = try KafkaConsumer(configuration: TestBroker.consumerConfig(), subscription: .assignment(start),
+                                       bufferCapacity: 300)
+        try await Task.sleep(nanoseconds: 1_000_000_000)  // every partition fetched meanwhile
+        let records = try await collect(reader, count: 8_000, within: 60)
+        // Through the one consumer queue (before partition queues) the records came in runs of
+        // up to 2,000 of one partition, and the first 1,200 held two partitions.
+        #expect(Set(records.prefix(1_200).map(\.partition)) == [0, 1, 2, 3])
+        for p in Int32(0)..<4 {
+            #expect(records.filter { $0.partition == p }.map(\.offset) == (0..<2_000).map(Int64.init))
+        }
+        await reader.close()
+        producer.close()
+    }
+
     @Test("pause stops delivery of a partition and resume restarts it")
     func pauseResume() async throws {
         let topic = TestBroker.uniqueName("pause")
