@@ -93,10 +93,13 @@ public final class StreamWorker: Service, Sendable {
                         guard store.owns(record.partition) else { continue }
                         tracker.begin(record.topicPartition, record.offset, outputs: 1)
                         lanes[Int(record.partition) % lanes.count].inbox.push(.record(record, receivedAt: .now))
-                        metrics.inFlight.record(tracker.inFlight)
-                        while (tracker.inFlight > configuration.maxInFlight || tracker.uncommitted > configuration.maxUncommitted)
+                        var (inFlight, uncommitted) = (tracker.inFlight, tracker.uncommitted)
+                        metrics.inFlight.record(inFlight)
+                        metrics.uncommitted.record(uncommitted)
+                        while (inFlight > configuration.maxInFlight || uncommitted > configuration.maxUncommitted)
                                 && !stopping.load(ordering: .relaxed) {
                             try await Task.sleep(nanoseconds: 500_000)
+                            (inFlight, uncommitted) = (tracker.inFlight, tracker.uncommitted)
                         }
                     }
                 } catch {

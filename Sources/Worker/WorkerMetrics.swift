@@ -18,6 +18,7 @@ public struct WorkerMetrics: Sendable {
     public let produceRetries = Counter(label: "feedrank_produce_retries_total")
     public let searchBoundHits = Counter(label: "feedrank_search_bound_hits_total")
     public let inFlight = Gauge(label: "feedrank_in_flight_records")
+    public let uncommitted = Gauge(label: "feedrank_uncommitted_records")
 
     public init() {}
 

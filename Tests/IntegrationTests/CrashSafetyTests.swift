@@ -9,7 +9,7 @@ import Testing
 final class ServeProcess: @unchecked Sendable {
     private let process = Process()
 
-    init(_ h: WorkerHarness) throws {
+    init(_ h: WorkerHarness, httpPort: Int = 0) throws {
         let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         let candidates = [dir.appendingPathComponent("feedrank"), dir.deletingLastPathComponent().appendingPathComponent("feedrank")]
         guard let binary = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
@@ -18,7 +18,7 @@ final class ServeProcess: @unchecked Sendable {
         process.executableURL = binary
         process.arguments = [
             "serve", "--bundle", h.bundleDir.path, "--brokers", h.brokers, "--redis", h.redisURL, "--group", h.group,
-            "--http-port", "0", "--log-level", "error", "--lanes", "2", "--refresh-window-ms", "100",
+            "--http-port", String(httpPort), "--http-host", "127.0.0.1", "--log-level", "error", "--lanes", "2", "--refresh-window-ms", "100",
             "--activity-topic", h.topics.activity, "--requests-topic", h.topics.requests,
             "--responses-topic", h.topics.responses, "--dlq-topic", h.topics.deadLetter, "--state-topic", h.topics.state,
             "--kafka", "fetch.wait.max.ms=10", "--kafka", "session.timeout.ms=6000", "--kafka", "heartbeat.interval.ms=500",
@@ -29,6 +29,15 @@ final class ServeProcess: @unchecked Sendable {
     }
 
     var isRunning: Bool { process.isRunning }
+
+    /// SIGTERM, then the exit status (nil if it did not exit within `seconds`).
+    func terminate(within seconds: Double) async throws -> Int32? {
+        guard process.isRunning else { return process.terminationStatus }
+        process.terminate()
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(nanoseconds: 50_000_000) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
 
     func kill9() {
         guard process.isRunning else { return }
