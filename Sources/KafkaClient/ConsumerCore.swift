@@ -1,12 +1,11 @@
 import CRdKafka
-import Foundation
 import DequeModule
 import Logging
 import Synchronization
 
 /// The consumer's shared state: a bounded record buffer, the assignment, the partitions'
-/// queues and the poll-thread logic. Transitions happen under one lock; continuations are resumed and C
-/// calls made after unlocking.
+/// queues and the poll-thread logic. Transitions happen under one lock; continuations are
+/// resumed and C calls made after unlocking.
 final class ConsumerCore: @unchecked Sendable {
     struct State {
         var buffer = Deque<ConsumerEvent>()
