@@ -48,6 +48,13 @@ public final class KafkaConsumer: Sendable {
         "auto.offset.reset": "earliest",
         "partition.assignment.strategy": "range",  // co-partitioning: partition p of every topic to one member
         "session.timeout.ms": "6000",
+        // Each partition has its own queue (see ConsumerCore.step), and with separate partition
+        // queues librdkafka applies this pre-fetch limit per partition: the default 64 MB times
+        // 24 input partitions could hold 1.5 GB for a worker that fell behind. 4 MB is ~37,000
+        // records of this product's size per partition.
+        "queued.max.messages.kbytes": "4096",
+        // At that limit the next fetch of the partition waits this long (default 1 s).
+        "fetch.queue.backoff.ms": "50",
     ]
 
     public init(configuration: KafkaConfiguration, subscription: Subscription,
