@@ -46,9 +46,11 @@ final class CommitTracker: Sendable {
     /// not counted: they hold nothing but their place in `uncommitted`.
     var inFlight: Int { state.withLock { $0.inFlight } }
 
-    /// Records not yet committable over all partitions (in flight, or done behind a record
-    /// in flight).
-    var uncommitted: Int { state.withLock { s in s.trackers.values.reduce(0) { $0 + $1.uncommitted } } }
+    /// `inFlight` and the records not yet committable over all partitions (in flight, or done
+    /// behind a record in flight), read under one lock (the dispatcher checks both per record).
+    var load: (inFlight: Int, uncommitted: Int) {
+        state.withLock { s in (s.inFlight, s.trackers.values.reduce(0) { $0 + $1.uncommitted }) }
+    }
 
     /// Records of these partitions whose outputs are still unacknowledged.
     func active(_ tps: Set<TopicPartition>) -> Int {

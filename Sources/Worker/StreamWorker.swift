@@ -93,13 +93,13 @@ public final class StreamWorker: Service, Sendable {
                         guard store.owns(record.partition) else { continue }
                         tracker.begin(record.topicPartition, record.offset, outputs: 1)
                         lanes[Int(record.partition) % lanes.count].inbox.push(.record(record, receivedAt: .now))
-                        var (inFlight, uncommitted) = (tracker.inFlight, tracker.uncommitted)
-                        metrics.inFlight.record(inFlight)
-                        metrics.uncommitted.record(uncommitted)
-                        while (inFlight > configuration.maxInFlight || uncommitted > configuration.maxUncommitted)
+                        var load = tracker.load
+                        metrics.inFlight.record(load.inFlight)
+                        metrics.uncommitted.record(load.uncommitted)
+                        while (load.inFlight > configuration.maxInFlight || load.uncommitted > configuration.maxUncommitted)
                                 && !stopping.load(ordering: .relaxed) {
                             try await Task.sleep(nanoseconds: 500_000)
-                            (inFlight, uncommitted) = (tracker.inFlight, tracker.uncommitted)
+                            load = tracker.load
                         }
                     }
                 } catch {
@@ -172,9 +172,7 @@ public final class StreamWorker: Service, Sendable {
             try? await Task.sleep(for: interval)
             if Task.isCancelled { break }
             if blocking {
-                await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
-                    DispatchQueue.global().async { body(); cont.resume() }
-                }
+                _ = try? await runOffPool(body)
             } else {
                 body()
             }
