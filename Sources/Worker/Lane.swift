@@ -1,6 +1,7 @@
 import Foundation
 import KafkaClient
 import Logging
+import OrderedCollections
 import Ranking
 import RankingModel
 import RedisClient
@@ -20,8 +21,7 @@ final class Lane: @unchecked Sendable {
     /// Users whose state changed in the current batch, in first-change order: their
     /// `user-state` record, L4 state and L2 embedding are written once per batch (the last
     /// state wins anyway), not once per event.
-    private var changed: [Int64: ChangedState] = [:]
-    private var changedOrder: [Int64] = []
+    private var changed: OrderedDictionary<Int64, ChangedState> = [:]
 
     struct ChangedState {
         var partition: Int32
@@ -67,7 +67,6 @@ final class Lane: @unchecked Sendable {
                         answerRequest(record, receivedAt: receivedAt, l1: l1)
                     }
                 case .tick:
-                    writeChangedStates()
                     publishDueRefreshes(only: nil, now: .now)
                 case .flushPartitions(let partitions, let done):
                     writeChangedStates()
@@ -155,14 +154,9 @@ final class Lane: @unchecked Sendable {
         guard rec.state != nil else { context.tracker.complete(tp, record.offset); return }
         // One output: the user's state writes at the end of the batch (`writeChangedStates`).
         context.tracker.addOutputs(tp, record.offset, 1)
-        if changed[event.userId] == nil {
-            changedOrder.append(event.userId)
-            changed[event.userId] = ChangedState(partition: record.partition, lastEventTs: event.ts,
-                                                 attached: [(tp, record.offset)])
-        } else {
-            changed[event.userId]!.lastEventTs = event.ts
-            changed[event.userId]!.attached.append((tp, record.offset))
-        }
+        changed[event.userId, default: ChangedState(partition: record.partition, lastEventTs: event.ts, attached: [])]
+            .attached.append((tp, record.offset))
+        changed[event.userId]!.lastEventTs = event.ts
         if event.action.triggersRefresh {
             context.tracker.addOutputs(tp, record.offset, 1)
             let window = Duration.milliseconds(context.config.refreshWindowMs)
@@ -183,12 +177,11 @@ final class Lane: @unchecked Sendable {
     /// once per user here, on the final state). The attached activity records complete when
     /// both the record and the Redis writes are acknowledged.
     private func writeChangedStates() {
-        guard !changedOrder.isEmpty else { return }
+        guard !changed.isEmpty else { return }
         let cache = context.config.cache
         // The model_version header tells replay and batch which model wrote the state.
         let headers = [KafkaHeader(key: ModelVersionCheck.header, string: context.modelVersion)]
-        for user in changedOrder {
-            guard let c = changed[user] else { continue }
+        for (user, c) in changed {
             let attached = c.attached
             // Revoked meanwhile (shutdown): the state was not written, so the records stay
             // uncommitted and the next owner applies them again on its restored state.
@@ -211,7 +204,6 @@ final class Lane: @unchecked Sendable {
             ]) { outputs.done() }
         }
         changed.removeAll(keepingCapacity: true)
-        changedOrder.removeAll(keepingCapacity: true)
     }
 
     /// Publishes the event-driven re-ranks that are due (`now` nil: all of them), optionally only
