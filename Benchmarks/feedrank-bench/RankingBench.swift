@@ -22,6 +22,9 @@ struct RankingBench: AsyncParsableCommand {
     @Option(help: "IVF-PQ index file (default: built from the bundle).") var index: String?
     @Option var nprobe: Int?
     @Option(name: .customLong("candidates")) var candidates: Int?
+    @Option(name: .customLong("scored-first"), help: "Index candidates per category scored exactly before the selection (default: RetrievalSettings').") var scoredFirst: Int?
+    @Option(name: .customLong("fresh-scored-first"), help: "Fresh candidates per category scored exactly before the selection (default: RetrievalSettings').") var freshScoredFirst: Int?
+    @Option(name: .customLong("fresh-per-category"), help: "Fresh candidates per category (default: RetrievalSettings').") var freshPerCategory: Int?
     @Option(help: "Timed rankings (cycling through the users).") var rankings = 5000
     @Option(help: "Users whose index lists are compared with exact lists (0: skip).") var overlapUsers = 1000
     @Option(help: "Write the JSON summary here too.") var json: String?
@@ -62,6 +65,9 @@ struct RankingBench: AsyncParsableCommand {
         var retrieval = RetrievalSettings()
         if let nprobe { retrieval.nprobe = nprobe }
         if let candidates { retrieval.candidatesPerCategory = candidates }
+        if let freshPerCategory { retrieval.freshPerCategory = freshPerCategory }
+        if let scoredFirst { retrieval.scoredFirst = scoredFirst }
+        if let freshScoredFirst { retrieval.freshScoredFirst = freshScoredFirst }
         let catalog = try RankingCatalog(bundle: b, index: idx, retrieval: retrieval)
         let ranker = FeedRanker(catalog: catalog)
         var inputs: [(Int64, UserState?)] = states.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
@@ -140,7 +146,7 @@ struct RankingBench: AsyncParsableCommand {
                          Double(work.listsScanned) / n, Double(work.entriesScanned) / n))
         }
         let out: [String: Any] = ["bench": "ranking", "items": b.itemCount, "nlist": idx.nlist, "nprobe": retrieval.nprobe,
-                                  "candidates_per_category": retrieval.candidatesPerCategory, "num_items": numItems,
+                                  "candidates_per_category": retrieval.candidatesPerCategory, "fresh_per_category": retrieval.freshPerCategory, "scored_first": retrieval.scoredFirst, "fresh_scored_first": retrieval.freshScoredFirst, "num_items": numItems,
                                   "users": inputs.count, "scenarios": results]
         let data = try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))

@@ -79,6 +79,9 @@ public final class FeedRanker {
         let c = catalog.categoryCount
         var pools = [CategoryCandidates](repeating: CategoryCandidates(items: [], complete: true), count: c)
         var expansions = [Int](repeating: 0, count: c)
+        var later = [[Int32]](repeating: [], count: c)
+        var freshPicks = [[Int32]](repeating: [], count: c)
+        var allIndexed = [Bool](repeating: false, count: c)
         if useIndex, let searcher {
             let settings = catalog.retrieval
             let k0 = settings.candidatesPerCategory
@@ -96,11 +99,20 @@ public final class FeedRanker {
                 for cat in 0..<c { neighbors.append(searcher.results(forLabelAt: cat).map { Int32(truncatingIfNeeded: $0.id) }) }
             }
             lap(\.retrieval)
+            // Per category the best candidates by approximate score are scored exactly now, the
+            // rest (`later`) only if the selection runs through the category.
+            let firstIndex = input.explain ? Int.max : settings.scoredFirst
+            let firstFresh = input.explain ? Int.max : settings.freshScoredFirst
             for cat in 0..<c {
-                var items = pass.score(rows: withFresh(neighbors[cat], cat: cat, at: input.at, impressed: pass.impressed, picks: batchPicks), promoted: false)
+                let fresh = batchPicks.map { $0.fresh[cat] } ?? freshCandidates(cat: cat, at: input.at, impressed: pass.impressed)
+                freshPicks[cat] = fresh
+                let (now, rest) = Self.split(index: neighbors[cat], fresh: fresh, firstIndex: firstIndex, firstFresh: firstFresh)
+                var items = pass.score(rows: now, promoted: false)
                 Candidate.sortRanked(&items)
+                later[cat] = rest
                 // Every organic item of the category was a candidate: nothing else can exist.
-                pools[cat] = CategoryCandidates(items: items, complete: neighbors[cat].count >= catalog.indexedRows(category: cat).count)
+                allIndexed[cat] = neighbors[cat].count >= catalog.indexedRows(category: cat).count
+                pools[cat] = CategoryCandidates(items: items, complete: rest.isEmpty && allIndexed[cat])
             }
             lap(\.rescore)
         } else {
@@ -121,8 +133,18 @@ public final class FeedRanker {
         var boundHit = false
         var rounds = 0
         while !selection.needMore.isEmpty && !boundHit {
-            rounds += 1
+            var searched = false
             for cat in selection.needMore {
+                if !later[cat].isEmpty {
+                    // First the category's remaining first-round candidates.
+                    var items = pass.score(rows: later[cat], promoted: false) + pools[cat].items
+                    Candidate.sortRanked(&items)
+                    later[cat] = []
+                    pools[cat] = CategoryCandidates(items: items, complete: allIndexed[cat])
+                    lap(\.rescore)
+                    continue
+                }
+                searched = true
                 expansions[cat] += 1
                 // With the index, the category's items that can appear at all are the indexed
                 // ones (at or above the quality floor); exact retrieval scores every item.
@@ -145,7 +167,7 @@ public final class FeedRanker {
                         searcher!.search(q.baseAddress!, k: k, parameters: SearchParameters(nprobe: nprobe),
                                          filter: .label(UInt16(cat))).map { Int32(truncatingIfNeeded: $0.id) }
                     }
-                    rows = withFresh(rows, cat: cat, at: input.at, impressed: pass.impressed, picks: batchPicks)
+                    for r in freshPicks[cat] where !rows.contains(r) { rows.append(r) }
                     lap(\.retrieval)
                 }
                 var items = pass.score(rows: rows, promoted: false)
@@ -153,6 +175,7 @@ public final class FeedRanker {
                 pools[cat] = CategoryCandidates(items: items, complete: exhaustive || rows.count >= size)
                 lap(\.rescore)
             }
+            if searched { rounds += 1 }
             selection = GreedySelector.select(categories: pools, promoted: promoted, numItems: numItems, rules: rules)
             lap(\.rules)
         }
@@ -179,14 +202,17 @@ public final class FeedRanker {
                              scoredCandidates: pass.scored, expansions: rounds, explanation: explanation)
     }
 
-    /// `rows` (index candidates of category `cat`) plus the category's best fresh items that
-    /// are not among them.
-    private func withFresh(_ rows: [Int32], cat: Int, at: Int64, impressed: Set<Int64>, picks: SourcePicks?) -> [Int32] {
-        let fresh = picks.map { $0.fresh[cat] } ?? freshCandidates(cat: cat, at: at, impressed: impressed)
-        if fresh.isEmpty { return rows }
-        var out = rows
-        for r in fresh where !rows.contains(r) { out.append(r) }
-        return out
+    /// A category's first-round candidates split into those scored exactly before the selection
+    /// (the first `firstIndex` of `index` and the first `firstFresh` of `fresh`, both best first
+    /// by approximate score) and the rest; each row once.
+    static func split(index: [Int32], fresh: [Int32], firstIndex: Int, firstFresh: Int) -> (now: [Int32], later: [Int32]) {
+        var now: [Int32] = [], later: [Int32] = []
+        now.reserveCapacity(min(index.count, firstIndex) + min(fresh.count, firstFresh))
+        now.append(contentsOf: index.prefix(firstIndex))
+        for r in fresh.prefix(firstFresh) where !now.contains(r) { now.append(r) }
+        for r in index.dropFirst(firstIndex) where !now.contains(r) { later.append(r) }
+        for r in fresh.dropFirst(firstFresh) where !now.contains(r) && !later.contains(r) { later.append(r) }
+        return (now, later)
     }
 
     /// The best `freshPerCategory` items of category `cat` that are fresh at `at` (rule 2) and

@@ -44,6 +44,16 @@ public struct RetrievalSettings: Sendable, Equatable {
     /// Fresh candidates per category (rule 2's boost lifts fresh items the index ranks low, so
     /// they have their own source: the category's best fresh items by exact dot product).
     public var freshPerCategory = 8
+    /// Of a category's first-round candidates, how many are scored exactly before the selection:
+    /// the best `scoredFirst` index candidates and the best `freshScoredFirst` fresh ones, by
+    /// their approximate scores. The category cap takes at most 3, so the rest are scored only
+    /// when the selection runs through those (a category drained by the creator cap or the
+    /// impression filter); each exact score is a few cache misses into the item and embedding
+    /// tables. 8 / 4 against scoring all 16 + 12: overlap with the exact lists 0.9965 / 0.9791
+    /// at 1M (now / +2d, 400 users; was 0.9995 / 0.9887), ~20 % more rankings/s with fresh
+    /// items at 100k; 6 / 4 fell to 0.9859 at 100k +2d, 4 / 3 to 0.9558. BENCHMARKS.md.
+    public var scoredFirst = 8
+    public var freshScoredFirst = 4
     /// How many times a category that ran dry may be searched again (k and nprobe doubling);
     /// after that its items are scanned exhaustively, within `maxScoredCandidates`.
     public var maxExpansions = 4

@@ -35,7 +35,8 @@ struct TopRows {
         }
     }
 
-    var rows: [Int32] { best.map(\.row) }
+    /// The kept rows, best first.
+    var rows: [Int32] { best.reversed().map(\.row) }
 }
 
 extension FreshSlice {

@@ -70,6 +70,9 @@ struct FeedRankerPropertyTests {
         var settings = RetrievalSettings()
         settings.candidatesPerCategory = 4  // small, so categories run dry and expansions happen
         settings.nprobe = 2
+        // Fewer scored before the selection than retrieved, so the rest is scored on demand.
+        settings.scoredFirst = 1 + seed % 3
+        settings.freshScoredFirst = seed % 2
         let index = try RankingIndexBuilder.build(bundle: bundle, configuration: IVFPQConfiguration(
             dimension: spec.dimension, nlist: 8, subquantizers: 4, bitsPerCode: 4))
         let catalog = try RankingCatalog(bundle: bundle, index: index, rules: rules, retrieval: settings)

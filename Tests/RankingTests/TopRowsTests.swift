@@ -5,7 +5,7 @@ import VectorIndex
 
 @Suite("Top-k selection of the fresh and promoted sources")
 struct TopRowsTests {
-    @Test("TopRows keeps the k largest dots, ascending, for k 1..20 and 0..300 offers; with tied dots it equals the plain append-sort-drop version")
+    @Test("TopRows keeps the k largest dots, best first, for k 1..20 and 0..300 offers; with tied dots it equals the plain append-sort-drop version")
     func topRowsEqualsSort() {
         var rng = SeededRandom(seed: 5)
         for k in 1...20 {
@@ -22,9 +22,9 @@ struct TopRowsTests {
                         if plain.count > k { plain.removeFirst() }
                     }
                 }
-                #expect(top.rows == plain.map(\.row), "k \(k), n \(n)")
+                #expect(top.rows == plain.reversed().map(\.row), "k \(k), n \(n)")
                 // Whatever the ties, the kept dots are the k largest.
-                #expect(top.rows.map { dots[Int($0)] } == Array(dots.sorted().suffix(k)), "k \(k), n \(n)")
+                #expect(top.rows.map { dots[Int($0)] } == Array(dots.sorted().suffix(k).reversed()), "k \(k), n \(n)")
             }
         }
     }
@@ -42,6 +42,23 @@ struct TopRowsTests {
                     }
                 }
             }
+        }
+    }
+
+    @Test("the first round scores the best index and fresh candidates first, the rest later, each row once")
+    func firstRoundSplit() {
+        var rng = SeededRandom(seed: 11)
+        for _ in 0..<500 {
+            let index = (0..<Int(rng.next() % 20)).map { _ in Int32(rng.next() % 40) }.reduce(into: [Int32]()) { if !$0.contains($1) { $0.append($1) } }
+            let fresh = (0..<Int(rng.next() % 12)).map { _ in Int32(rng.next() % 40) }.reduce(into: [Int32]()) { if !$0.contains($1) { $0.append($1) } }
+            let a = Int(rng.next() % 10), b = Int(rng.next() % 6)
+            let (now, later) = FeedRanker.split(index: index, fresh: fresh, firstIndex: a, firstFresh: b)
+            #expect(Set(now).count == now.count && Set(later).count == later.count)
+            #expect(Set(now).isDisjoint(with: later))
+            #expect(Set(now).union(later) == Set(index).union(fresh))
+            #expect(Set(now) == Set(index.prefix(a)).union(fresh.prefix(b)))
+            // Nothing scored later ranks before something scored now in its own source.
+            #expect(Array(now.prefix(min(a, index.count))) == Array(index.prefix(a)))
         }
     }
 }
