@@ -29,6 +29,12 @@ final class Lane: @unchecked Sendable {
         var lastEventTs: Int64
         /// The activity records whose commit waits for this state's writes.
         var attached: [(TopicPartition, Int64)]
+
+        /// One more applied event of the user: its record waits for these writes too.
+        mutating func attach(_ tp: TopicPartition, _ offset: Int64, ts: Int64) {
+            attached.append((tp, offset))
+            lastEventTs = ts
+        }
     }
 
     struct PendingRefresh {
@@ -155,8 +161,7 @@ final class Lane: @unchecked Sendable {
         // One output: the user's state writes at the end of the batch (`writeChangedStates`).
         context.tracker.addOutputs(tp, record.offset, 1)
         changed[event.userId, default: ChangedState(partition: record.partition, lastEventTs: event.ts, attached: [])]
-            .attached.append((tp, record.offset))
-        changed[event.userId]!.lastEventTs = event.ts
+            .attach(tp, record.offset, ts: event.ts)
         if event.action.triggersRefresh {
             context.tracker.addOutputs(tp, record.offset, 1)
             let window = Duration.milliseconds(context.config.refreshWindowMs)
