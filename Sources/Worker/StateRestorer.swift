@@ -2,8 +2,10 @@ import KafkaClient
 import Logging
 import RankingModel
 
-/// Rebuilds the states of one input partition's users from partition p of the `user-state`
-/// changelog (the state of record), reading from the start to the end offset captured first.
+/// Rebuilds the states of input partitions' users from the same partitions of the `user-state`
+/// changelog (the state of record), reading each from the start to its end. Several partitions
+/// are read by one reader at once: a start-up assignment of 12 partitions took 12 x ~0.5 s
+/// (a consumer and its first fetch per partition) when restored one by one, ~0.5 s together.
 /// Per user the record with the furthest source offset wins (a late duplicate of an older
 /// state cannot overwrite a newer one), otherwise the last one.
 struct StateRestorer: Sendable {
@@ -12,29 +14,33 @@ struct StateRestorer: Sendable {
     let manifest: Manifest
     let logger: Logger
 
-    func restore(partition: Int32, timeout: Duration) async throws -> [Int64: UserRecord] {
-        let tp = TopicPartition(topic, partition)
-        var users: [Int64: UserRecord] = [:]
-        var bad = 0, records = 0
-        try await KafkaConsumer.readToEnd(configuration: kafka, from: [tp: KafkaOffset.beginning], timeout: timeout) { record in
-            records += 1
+    func restore(partitions: [Int32], timeout: Duration) async throws -> [Int32: [Int64: UserRecord]] {
+        var users: [Int32: [Int64: UserRecord]] = [:]
+        var bad: [Int32: Int] = [:], records: [Int32: Int] = [:]
+        for p in partitions { users[p] = [:]; bad[p] = 0; records[p] = 0 }
+        let start = Dictionary(uniqueKeysWithValues: partitions.map { (TopicPartition(topic, $0), KafkaOffset.beginning) })
+        try await KafkaConsumer.readToEnd(configuration: kafka, from: start, timeout: timeout) { record in
+            let p = record.partition
+            records[p, default: 0] += 1
             if record.value.isEmpty {
-                if let key = record.keyString, let user = Int64(key) { users[user] = nil }  // a tombstone
+                if let key = record.keyString, let user = Int64(key) { users[p]?[user] = nil }  // a tombstone
                 return
             }
             do {
                 let state = try UserState.decode(record.value, manifest: manifest)
-                if let existing = users[state.userId]?.state, let a = existing.source, let b = state.source,
+                if let existing = users[p]?[state.userId]?.state, let a = existing.source, let b = state.source,
                    a.partition == b.partition, b.offset < a.offset {
                     return  // an older state that arrived late: keep the newer one
                 }
-                users[state.userId, default: UserRecord()].state = state
+                users[p, default: [:]][state.userId, default: UserRecord()].state = state
             } catch {
-                bad += 1
-                if bad <= 3 { logger.error("user-state \(tp)@\(record.offset) is unreadable: \(error)") }
+                bad[p, default: 0] += 1
+                if bad[p]! <= 3 { logger.error("user-state \(record.topicPartition)@\(record.offset) is unreadable: \(error)") }
             }
         }
-        logger.info("restored \(users.count) user states from \(tp) (\(records) records, \(bad) unreadable)")
+        for p in partitions.sorted() {
+            logger.info("restored \(users[p]?.count ?? 0) user states from \(TopicPartition(topic, p)) (\(records[p] ?? 0) records, \(bad[p] ?? 0) unreadable)")
+        }
         return users
     }
 }

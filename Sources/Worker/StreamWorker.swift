@@ -201,23 +201,22 @@ public final class StreamWorker: Service, Sendable {
     }
 
     private func assign(_ tps: [TopicPartition], restorer: StateRestorer) {
-        for p in inputPartitions(tps).sorted() where !store.owns(p) {
-            var attempt = 0
-            while true {
-                attempt += 1
-                let result = blocking { try await restorer.restore(partition: p, timeout: .seconds(120)) }
-                switch result {
-                case .success(let users):
-                    store.install(p, users)
-                case .failure(let e):
-                    logger.error("restoring partition \(p) failed (attempt \(attempt)): \(e)")
-                    if attempt < 5 { Thread.sleep(forTimeInterval: 0.5 * Double(attempt)); continue }
-                    // Processing without the state would double-count or lose events: stop.
-                    fatal.withLock { $0 = WorkerError("cannot restore the state of partition \(p): \(e)") }
-                    consumerRef.withLock { $0 }?.stopRecords()
-                }
-                break
+        let partitions = inputPartitions(tps).sorted().filter { !store.owns($0) }
+        var attempt = 0
+        while !partitions.isEmpty {
+            attempt += 1
+            let result = blocking { try await restorer.restore(partitions: partitions, timeout: .seconds(120)) }
+            switch result {
+            case .success(let restored):
+                for p in partitions { store.install(p, restored[p] ?? [:]) }
+            case .failure(let e):
+                logger.error("restoring partitions \(partitions) failed (attempt \(attempt)): \(e)")
+                if attempt < 5 { Thread.sleep(forTimeInterval: 0.5 * Double(attempt)); continue }
+                // Processing without the state would double-count or lose events: stop.
+                fatal.withLock { $0 = WorkerError("cannot restore the state of partitions \(partitions): \(e)") }
+                consumerRef.withLock { $0 }?.stopRecords()
             }
+            break
         }
         logger.info("owning partitions \(store.ownedPartitions) (\(store.userCount) users)")
     }
