@@ -16,6 +16,11 @@ REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 BIN="$FEEDRANK_ROOT/.build/release/feedrank"
 STORY_USER="${FEEDRANK_DEMO_USER:-42}"
 
+# feedrank_events_applied_total from the worker's /metrics (0 before the first event).
+applied_events() {
+  curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | awk '$1 == "feedrank_events_applied_total" { v = $2 } END { printf "%d\n", v + 0 }'
+}
+
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 stop() {
@@ -77,11 +82,26 @@ start() {
     sleep 0.5
   done
   curl -sf "http://127.0.0.1:$HTTP_PORT/ready" >/dev/null || die "feedrank serve did not become ready (see $RUN_DIR/feedrank.log)"
+  # Ready means the model is loaded and /rank answers; the Kafka side starts once the consumer
+  # group has assigned the partitions and their states are restored.
+  log "waiting for the worker to own its partitions"
+  for _ in $(seq 120); do
+    curl -s "http://127.0.0.1:$HTTP_PORT/health" | grep -q '"partitions":\[[0-9]' && break
+    sleep 0.5
+  done
   echo; curl -s "http://127.0.0.1:$HTTP_PORT/health"; echo; echo
 
-  log "traffic 1/3: the demo users' activity history ($(wc -l <demo/events.jsonl) events)"
+  local events applied0
+  events=$(grep -c . demo/events.jsonl)
+  applied0=$(applied_events)
+  log "traffic 1/3: the demo users' activity history ($events events)"
   "$BIN" loadgen --brokers "$BROKERS" --events demo/events.jsonl --kafka fetch.wait.max.ms=10
-  sleep 2
+  # The story's "before" must see the whole history: wait until the worker has applied it.
+  for _ in $(seq 300); do
+    [ $(( $(applied_events) - applied0 )) -ge "$events" ] && break
+    sleep 0.2
+  done
+  log "the worker applied $(( $(applied_events) - applied0 )) of $events events"
   log "traffic 2/3: user $STORY_USER clicks, the worker re-ranks their feed by itself"
   "$BIN" loadgen --brokers "$BROKERS" --bundle "$bundle" --story "$STORY_USER" --num-items 30 --kafka fetch.wait.max.ms=10
   log "traffic 3/3: 2,000 ranking requests at 400/s"

@@ -4,7 +4,7 @@ import Foundation
 /// Contract section 6: exit 0 on success, 2 on bad usage or configuration, 1 on a failure at
 /// run time; the error is one line on stderr naming the problem.
 public struct CLIError: Error, CustomStringConvertible {
-    public enum Kind { case usage, runtime }
+    public enum Kind: Sendable { case usage, runtime }
     public let kind: Kind
     public let message: String
 

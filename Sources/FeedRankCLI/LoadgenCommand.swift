@@ -132,22 +132,35 @@ struct LoadgenCommand: AsyncParsableCommand {
         let picks = b.items.filter { $0.category == targetIndex && !$0.promoted && $0.quality >= 0.6 && !seen.contains($0.id) }.prefix(6)
         print("\nuser \(user) clicks and likes \(picks.count) \(target) items...")
         collector.watchActivity(user: user)
+        // One burst: every click is enqueued before any is awaited, so they reach the worker
+        // within its coalescing window (200 ms) and give one re-rank. Awaiting each record's
+        // acknowledgement spread them over more than the window: the first re-rank then held only
+        // the first clicks, and the story printed it as "after".
         let t0 = nowMs()
         for (i, item) in picks.enumerated() {
             for (j, action) in [Action.click, .like].enumerated() {
                 let e = ActivityEvent(eventId: "story-\(user)-\(t0)-\(i)-\(j)", userId: user, itemId: item.id, action: action, ts: t0 + Int64(i * 2 + j))
-                _ = try await producer.send(OutgoingRecord(topic: activityTopic, key: String(user), value: e.jsonBytes()))
+                try await enqueue(producer, OutgoingRecord(topic: activityTopic, key: String(user), value: e.jsonBytes())) {}
             }
         }
+        try await producer.flush(timeout: .seconds(timeout))
+        // The feed after the clicks is the last re-rank: wait for the first, then until none has
+        // arrived for a second (a burst split across two windows still ends with a re-rank of the
+        // state holding every click).
         let deadline = ContinuousClock.now + .seconds(timeout)
-        var refreshed: RankingResponse?
-        while refreshed == nil && ContinuousClock.now < deadline {
-            refreshed = collector.takeActivity(user: user)
-            if refreshed == nil { try await Task.sleep(nanoseconds: 20_000_000) }
+        var refreshes: [RankingResponse] = []
+        var lastArrival = ContinuousClock.now
+        while ContinuousClock.now < deadline {
+            let new = collector.takeActivity(user: user)
+            if !new.isEmpty { refreshes += new; lastArrival = .now }
+            if !refreshes.isEmpty && ContinuousClock.now - lastArrival > .seconds(1) { break }
+            try await Task.sleep(nanoseconds: 20_000_000)
         }
-        guard let after = refreshed else { throw CLIError.runtime("no event-driven re-rank of user \(user) arrived within \(timeout) s") }
-        show(after, "user \(user): feed after the clicks (published by the worker on its own)")
-        print("\n\(target) items in the top 20: \(shown[target, default: 0]) before, \(counts(after)[target, default: 0]) after")
+        guard let after = refreshes.last else { throw CLIError.runtime("no event-driven re-rank of user \(user) arrived within \(timeout) s") }
+        show(after, "user \(user): feed after the clicks (published by the worker on its own; \(picks.count * 2) events, \(refreshes.count) re-rank\(refreshes.count == 1 ? "" : "s"))")
+        let (was, now) = (shown[target, default: 0], counts(after)[target, default: 0])
+        print("\n\(target) items in the top 20: \(was) before, \(now) after")
+        if now <= was { throw CLIError.runtime("the clicks did not move \(target) up in user \(user)'s re-ranked feed (\(was) -> \(now) in the top 20)") }
     }
 
     private func request(user: Int64, producer: KafkaProducer, collector: ResponseCollector) async throws -> RankingResponse {
@@ -182,7 +195,7 @@ final class ResponseCollector: @unchecked Sendable {
     private var latencies: [Double] = []
     private var errors = 0
     private var watched: Set<Int64> = []
-    private var activity: [Int64: RankingResponse] = [:]
+    private var activity: [Int64: [RankingResponse]] = [:]
     private var task: Task<Void, Never>?
 
     init(configuration: KafkaConfiguration, topic: String) throws {
@@ -211,7 +224,7 @@ final class ResponseCollector: @unchecked Sendable {
                 got[id] = r
                 latencies.append((now - t).seconds * 1000)
             } else if r.trigger == .activity, watched.contains(r.userId) {
-                activity[r.userId] = r
+                activity[r.userId, default: []].append(r)
             }
         } else if let obj = try? JSONSerialization.jsonObject(with: Data(record.value)) as? [String: Any],
                   obj["status"] as? String == "error", let id = obj["request_id"] as? String {
@@ -223,7 +236,8 @@ final class ResponseCollector: @unchecked Sendable {
     func expect(_ id: String) { lock.lock(); sent[id] = .now; lock.unlock() }
     func response(_ id: String) -> RankingResponse? { lock.lock(); defer { lock.unlock() }; return got[id] }
     func watchActivity(user: Int64) { lock.lock(); watched.insert(user); activity[user] = nil; lock.unlock() }
-    func takeActivity(user: Int64) -> RankingResponse? { lock.lock(); defer { lock.unlock() }; return activity.removeValue(forKey: user) }
+    /// The watched user's activity re-ranks received since the last call, oldest first.
+    func takeActivity(user: Int64) -> [RankingResponse] { lock.lock(); defer { lock.unlock() }; return activity.removeValue(forKey: user) ?? [] }
     var outstanding: Int { lock.lock(); defer { lock.unlock() }; return sent.count }
 
     func summary() -> (ok: Int, errors: Int, missing: Int, p50: Double, p99: Double, max: Double) {
