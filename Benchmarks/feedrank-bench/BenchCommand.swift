@@ -13,6 +13,7 @@ struct BenchCommand: AsyncParsableCommand {
             RedisBench.self,
             RankingBench.self,
             BatchBench.self,
+            KernelBench.self,
         ]
     )
 }

@@ -40,8 +40,12 @@ public struct Int8Rows: Sendable {
 
     /// Approximate <query, row i> for i in `rows`, into `out[0..<rows.count]`. `scratch` is
     /// reused across calls (one int16 copy of the query).
+    /// Which vector kernel `dots` uses: the fastest for the dimension, or the general one (for
+    /// the benchmark that compares them; the results are the same).
+    public enum Kernel: Sendable { case automatic, general }
+
     public func dots(_ query: UnsafePointer<Float>, rows: Range<Int>, scratch: inout [Int16],
-                     into out: UnsafeMutablePointer<Float>) {
+                     into out: UnsafeMutablePointer<Float>, kernel: Kernel = .automatic) {
         precondition(rows.lowerBound >= 0 && rows.upperBound <= count, "Int8Rows.dots: rows \(rows) of \(count)")
         let d = dimension
         if scratch.count < d { scratch = [Int16](repeating: 0, count: d) }
@@ -61,7 +65,10 @@ public struct Int8Rows: Sendable {
                 scales.withUnsafeBufferPointer { sb in
                     var from = rows.lowerBound
                     #if arch(x86_64)
-                    if d % 16 == 0 {
+                    if d == 64 && kernel == .automatic {
+                        from = Self.dots8x64(qb.baseAddress!, codes: cb.baseAddress!, scales: sb.baseAddress!,
+                                             rows: rows, inv: inv, into: out)
+                    } else if d % 16 == 0 {
                         from = Self.dots8(qb.baseAddress!, codes: cb.baseAddress!, scales: sb.baseAddress!, dimension: d,
                                           rows: rows, inv: inv, into: out)
                     }
@@ -114,6 +121,38 @@ public struct Int8Rows: Sendable {
             let h45 = _mm256_hadd_epi32(row(i + 4), row(i + 5)), h67 = _mm256_hadd_epi32(row(i + 6), row(i + 7))
             let a = _mm256_hadd_epi32(h01, h23), b = _mm256_hadd_epi32(h45, h67)
             // a = [r0 r1 r2 r3 (low halves) | r0 r1 r2 r3 (high halves)], b likewise for r4..r7.
+            let av = unsafeBitCast(a, to: SIMD8<Int32>.self), bv = unsafeBitCast(b, to: SIMD8<Int32>.self)
+            let sums = SIMD8(lowHalf: av.lowHalf &+ av.highHalf, highHalf: bv.lowHalf &+ bv.highHalf)
+            let sc = UnsafeRawPointer(scales + i).loadUnaligned(as: SIMD8<Float>.self)
+            let f = SIMD8<Float>(sums) * sc * inv
+            UnsafeMutableRawPointer(out + (i - rows.lowerBound)).storeBytes(of: f, as: SIMD8<Float>.self)
+            i += 8
+        }
+        return i
+    }
+
+    /// `dots8` for D = 64 (the model's embeddings): the query's 64 int16 stay in four registers
+    /// and each row is four sign extensions, four `vpmaddwd` and three adds, no inner loop (the
+    /// general kernel reloads the query and pays a loop branch per 16 codes: ~2x the
+    /// instructions). The same integer sums, hence the same floats.
+    static func dots8x64(_ q: UnsafePointer<Int16>, codes: UnsafePointer<Int8>, scales: UnsafePointer<Float>,
+                         rows: Range<Int>, inv: Float, into out: UnsafeMutablePointer<Float>) -> Int {
+        let qr = UnsafeRawPointer(q)
+        let q0 = qr.loadUnaligned(as: __m256i.self), q1 = qr.loadUnaligned(fromByteOffset: 32, as: __m256i.self)
+        let q2 = qr.loadUnaligned(fromByteOffset: 64, as: __m256i.self), q3 = qr.loadUnaligned(fromByteOffset: 96, as: __m256i.self)
+        @inline(__always) func row(_ i: Int) -> __m256i {
+            let c = UnsafeRawPointer(codes + i &* 64)
+            let a = _mm256_madd_epi16(_mm256_cvtepi8_epi16(c.loadUnaligned(as: __m128i.self)), q0)
+            let b = _mm256_madd_epi16(_mm256_cvtepi8_epi16(c.loadUnaligned(fromByteOffset: 16, as: __m128i.self)), q1)
+            let e = _mm256_madd_epi16(_mm256_cvtepi8_epi16(c.loadUnaligned(fromByteOffset: 32, as: __m128i.self)), q2)
+            let f = _mm256_madd_epi16(_mm256_cvtepi8_epi16(c.loadUnaligned(fromByteOffset: 48, as: __m128i.self)), q3)
+            return _mm256_add_epi32(_mm256_add_epi32(a, b), _mm256_add_epi32(e, f))
+        }
+        var i = rows.lowerBound
+        while i + 8 <= rows.upperBound {
+            let h01 = _mm256_hadd_epi32(row(i), row(i + 1)), h23 = _mm256_hadd_epi32(row(i + 2), row(i + 3))
+            let h45 = _mm256_hadd_epi32(row(i + 4), row(i + 5)), h67 = _mm256_hadd_epi32(row(i + 6), row(i + 7))
+            let a = _mm256_hadd_epi32(h01, h23), b = _mm256_hadd_epi32(h45, h67)
             let av = unsafeBitCast(a, to: SIMD8<Int32>.self), bv = unsafeBitCast(b, to: SIMD8<Int32>.self)
             let sums = SIMD8(lowHalf: av.lowHalf &+ av.highHalf, highHalf: bv.lowHalf &+ bv.highHalf)
             let sc = UnsafeRawPointer(scales + i).loadUnaligned(as: SIMD8<Float>.self)

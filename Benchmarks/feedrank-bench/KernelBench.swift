@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import VectorIndex
+
+/// `feedrank-bench kernels`: the ranking's int8 pass (`Int8Rows.dots`, the fresh and promoted
+/// sources) on one thread — ns per row for the D = 64 kernel against the general kernel, in the
+/// same run, interleaved, with the rows hot in cache and cold (a working set beyond the L3).
+struct KernelBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernels",
+        abstract: "Int8 dot-product kernels: ns per row, D = 64 kernel vs the general one.")
+
+    @Option(help: "Rows per pass (the 1M world scans ~30,000 fresh + ~10,000 promoted rows per ranking).")
+    var rows = 30_000
+
+    @Option(help: "Rows of the cold working set (64 B each; 2,000,000 = 128 MB).")
+    var coldRows = 2_000_000
+
+    @Option(help: "Timed repetitions (the median is reported).")
+    var repeats = 41
+
+    func run() throws {
+        let d = 64
+        var state: UInt64 = 42
+        func uniform() -> Float {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return Float((z ^ (z >> 31)) % 20_001) / 10_000 - 1
+        }
+        let total = max(rows, coldRows)
+        let data = (0..<(total * d)).map { _ in uniform() }
+        let q8 = data.withUnsafeBufferPointer { p in Int8Rows(count: total, dimension: d) { p.baseAddress! + $0 * d } }
+        let query = (0..<d).map { _ in uniform() }
+        var out = [Float](repeating: 0, count: rows)
+        var scratch: [Int16] = []
+        var check: [Int8Rows.Kernel: [Float]] = [:]
+        func pass(_ kernel: Int8Rows.Kernel, start: Int) -> Double {
+            let t0 = ContinuousClock.now
+            query.withUnsafeBufferPointer { q in
+                out.withUnsafeMutableBufferPointer { o in
+                    q8.dots(q.baseAddress!, rows: start..<(start + rows), scratch: &scratch, into: o.baseAddress!, kernel: kernel)
+                }
+            }
+            let d = ContinuousClock.now - t0
+            return (Double(d.components.attoseconds) / 1e9 + Double(d.components.seconds) * 1e9) / Double(rows)
+        }
+        print("int8 dots, D = \(d), \(rows) rows per pass, median of \(repeats) (interleaved)")
+        for (label, cold) in [("hot (same rows each pass)", false), ("cold (next rows of \(coldRows))", true)] {
+            var times: [Int8Rows.Kernel: [Double]] = [.automatic: [], .general: []]
+            var start = 0
+            for r in 0..<repeats {
+                for kernel in (r % 2 == 0 ? [Int8Rows.Kernel.automatic, .general] : [.general, .automatic]) {
+                    if cold { start = (start + rows) % (coldRows - rows) }
+                    times[kernel]!.append(pass(kernel, start: start))
+                    if !cold && r == 0 { check[kernel] = out }
+                }
+            }
+            let a = median(times[.automatic]!), g = median(times[.general]!)
+            print(String(format: "  %@: D=64 kernel %.2f ns/row, general %.2f ns/row, ratio %.2fx", label, a, g, g / a))
+        }
+        guard check[.automatic] == check[.general] else { throw ValidationError("the two kernels disagree") }
+        print("  both kernels gave identical results")
+    }
+
+    private func median(_ xs: [Double]) -> Double {
+        let s = xs.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+}
