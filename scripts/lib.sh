@@ -7,9 +7,12 @@ VENV_DIR="${FEEDRANK_VENV:-$FEEDRANK_ROOT/.venv}"
 RUN_DIR="${FEEDRANK_RUN_DIR:-$FEEDRANK_ROOT/.run}"
 TANSU_BIN="$VENV_DIR/bin/tansu"
 export PKG_CONFIG_PATH="$RDKAFKA_PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-# Ports of the local services (loopback only).
-KAFKA_PORT="${FEEDRANK_KAFKA_PORT:-19092}"
-REDIS_PORT="${FEEDRANK_REDIS_PORT:-16379}"
+# Ports of the local services (loopback only). Not FEEDRANK_KAFKA_PORT: feedrank reads every
+# FEEDRANK_KAFKA_<NAME> as a librdkafka property, and "port" is none (the demo then failed with
+# "No such configuration property"). The old names still work here and are not passed on.
+KAFKA_PORT="${FEEDRANK_LOCAL_KAFKA_PORT:-${FEEDRANK_KAFKA_PORT:-19092}}"
+REDIS_PORT="${FEEDRANK_LOCAL_REDIS_PORT:-${FEEDRANK_REDIS_PORT:-16379}}"
+unset FEEDRANK_KAFKA_PORT FEEDRANK_REDIS_PORT
 export FEEDRANK_TEST_BROKERS="${FEEDRANK_TEST_BROKERS:-127.0.0.1:$KAFKA_PORT}"
 export FEEDRANK_TEST_REDIS="${FEEDRANK_TEST_REDIS:-redis://127.0.0.1:$REDIS_PORT}"
 

@@ -3,7 +3,7 @@
 #   scripts/services.sh up      start both (if not already running), wait until they answer
 #   scripts/services.sh down    stop exactly the PIDs this script started
 #   scripts/services.sh status
-# Ports: FEEDRANK_KAFKA_PORT (19092), FEEDRANK_REDIS_PORT (16379). PIDs and logs: .run/
+# Ports: FEEDRANK_LOCAL_KAFKA_PORT (19092), FEEDRANK_LOCAL_REDIS_PORT (16379). PIDs and logs: .run/
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -30,7 +30,7 @@ up() {
   mkdir -p "$RUN_DIR"
   [ -x "$TANSU_BIN" ] || die "the Tansu broker is not installed: run scripts/install.sh"
   if alive "$KAFKA_PID"; then log "kafka already up (pid $(cat "$KAFKA_PID"), 127.0.0.1:$KAFKA_PORT)"; else
-    (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null && die "port $KAFKA_PORT is taken by another process; set FEEDRANK_KAFKA_PORT"
+    (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null && die "port $KAFKA_PORT is taken by another process; set FEEDRANK_LOCAL_KAFKA_PORT"
     RUST_LOG="${RUST_LOG:-warn}" nohup "$TANSU_BIN" broker \
       --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
       --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
@@ -40,7 +40,7 @@ up() {
     log "kafka up: 127.0.0.1:$KAFKA_PORT (pid $(cat "$KAFKA_PID"))"
   fi
   if alive "$REDIS_PID"; then log "redis already up (pid $(cat "$REDIS_PID"), 127.0.0.1:$REDIS_PORT)"; else
-    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && die "port $REDIS_PORT is taken by another process; set FEEDRANK_REDIS_PORT"
+    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && die "port $REDIS_PORT is taken by another process; set FEEDRANK_LOCAL_REDIS_PORT"
     redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
       --daemonize no --dir "$RUN_DIR" --logfile "$RUN_DIR/redis.log" >/dev/null 2>&1 &
     echo $! >"$REDIS_PID"

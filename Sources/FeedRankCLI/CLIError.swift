@@ -28,6 +28,9 @@ extension FeedRankCommand {
         } catch let e as CLIError {
             FileHandle.standardError.write(Data("feedrank: \(e.message)\n".utf8))
             Foundation.exit(e.kind == .usage ? 2 : 1)
+        } catch let e as ExitCode where e != .success {
+            // The command has written its own message (topics apply); only the status remains.
+            Foundation.exit(e.rawValue)
         } catch {
             let code = exitCode(for: error)
             if code == .success {
