@@ -60,11 +60,19 @@ public struct KafkaConfiguration: Sendable, Equatable {
         return out
     }
 
+    /// Where `fromEnvironment` reads properties from by default.
+    public static let environmentPrefix = "FEEDRANK_KAFKA_"
+
+    /// The environment variable `fromEnvironment` maps to `property`.
+    public static func environmentName(of property: String) -> String {
+        environmentPrefix + property.uppercased().replacingOccurrences(of: ".", with: "_")
+    }
+
     /// Properties from the environment: `<prefix>SASL_MECHANISM=PLAIN` becomes
     /// `sasl.mechanism=PLAIN` (underscores become dots, lower case). librdkafka property
     /// names contain no underscores, so the mapping is unambiguous.
     public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment,
-                                       prefix: String = "FEEDRANK_KAFKA_") -> [String: String] {
+                                       prefix: String = environmentPrefix) -> [String: String] {
         var out: [String: String] = [:]
         for (k, v) in env where k.hasPrefix(prefix) && k.count > prefix.count {
             let name = k.dropFirst(prefix.count).lowercased().replacingOccurrences(of: "_", with: ".")

@@ -23,7 +23,14 @@ final class RDKafkaHandle: @unchecked Sendable {
             if rc != RD_KAFKA_CONF_OK {
                 rd_kafka_conf_destroy(conf)
                 let detail = String(cString: errbuf)
-                throw KafkaError(code: .configuration, message: "Kafka property \(key)=\(value): \(detail)")
+                // Secrets stay out of logs; an unknown name may have come from the environment
+                // (a variable meant for something else, e.g. FEEDRANK_KAFKA_PORT).
+                let shown = key.contains("password") || key.contains("secret") ? "<redacted>" : value
+                var message = "Kafka property \(key)=\(shown): \(detail)"
+                if rc == RD_KAFKA_CONF_UNKNOWN {
+                    message += " (given by --kafka, a config file's kafka.\(key), or \(KafkaConfiguration.environmentName(of: key)) in the environment)"
+                }
+                throw KafkaError(code: .configuration, message: message)
             }
         }
         rd_kafka_conf_set_events(conf, events)

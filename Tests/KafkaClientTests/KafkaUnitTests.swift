@@ -28,6 +28,17 @@ struct KafkaUnitTests {
         } throws: { e in "\(e)".contains("linger.ms") }
     }
 
+    @Test("an unknown property's error names the environment variable it may come from; secret values are not echoed")
+    func unknownPropertyNamesItsSources() {
+        #expect {
+            _ = try KafkaProducer(configuration: KafkaConfiguration(["port": "29092"]))
+        } throws: { e in "\(e)".contains("FEEDRANK_KAFKA_PORT") && "\(e)".contains("--kafka") }
+        #expect {
+            _ = try KafkaProducer(configuration: KafkaConfiguration(["no.such.password": "hunter2"]))
+        } throws: { e in "\(e)".contains("no.such.password") && !"\(e)".contains("hunter2") }
+        #expect(KafkaConfiguration.environmentName(of: "sasl.mechanism") == "FEEDRANK_KAFKA_SASL_MECHANISM")
+    }
+
     @Test("KEY=VALUE pairs, properties files and the environment parse into properties")
     func configurationSources() throws {
         #expect(try KafkaConfiguration.parsePairs(["security.protocol=SASL_SSL", " sasl.mechanism = PLAIN "])
