@@ -21,14 +21,8 @@ struct KernelBench: ParsableCommand {
 
     func run() throws {
         let d = 64
-        var state: UInt64 = 42
-        func uniform() -> Float {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return Float((z ^ (z >> 31)) % 20_001) / 10_000 - 1
-        }
+        var rng = SplitMix64(seed: 42)
+        func uniform() -> Float { Float(rng.next() % 20_001) / 10_000 - 1 }
         let total = max(rows, coldRows)
         let data = (0..<(total * d)).map { _ in uniform() }
         let q8 = data.withUnsafeBufferPointer { p in Int8Rows(count: total, dimension: d) { p.baseAddress! + $0 * d } }
@@ -43,8 +37,7 @@ struct KernelBench: ParsableCommand {
                     q8.dots(q.baseAddress!, rows: start..<(start + rows), scratch: &scratch, into: o.baseAddress!, kernel: kernel)
                 }
             }
-            let d = ContinuousClock.now - t0
-            return (Double(d.components.attoseconds) / 1e9 + Double(d.components.seconds) * 1e9) / Double(rows)
+            return (ContinuousClock.now - t0).seconds * 1e9 / Double(rows)
         }
         print("int8 dots, D = \(d), \(rows) rows per pass, median of \(repeats) (interleaved)")
         for (label, cold) in [("hot (same rows each pass)", false), ("cold (next rows of \(coldRows))", true)] {
@@ -62,10 +55,5 @@ struct KernelBench: ParsableCommand {
         }
         guard check[.automatic] == check[.general] else { throw ValidationError("the two kernels disagree") }
         print("  both kernels gave identical results")
-    }
-
-    private func median(_ xs: [Double]) -> Double {
-        let s = xs.sorted()
-        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }
 }

@@ -115,20 +115,7 @@ public struct Int8Rows: Sendable {
             }
             return s
         }
-        var i = rows.lowerBound
-        while i + 8 <= rows.upperBound {
-            let h01 = _mm256_hadd_epi32(row(i), row(i + 1)), h23 = _mm256_hadd_epi32(row(i + 2), row(i + 3))
-            let h45 = _mm256_hadd_epi32(row(i + 4), row(i + 5)), h67 = _mm256_hadd_epi32(row(i + 6), row(i + 7))
-            let a = _mm256_hadd_epi32(h01, h23), b = _mm256_hadd_epi32(h45, h67)
-            // a = [r0 r1 r2 r3 (low halves) | r0 r1 r2 r3 (high halves)], b likewise for r4..r7.
-            let av = unsafeBitCast(a, to: SIMD8<Int32>.self), bv = unsafeBitCast(b, to: SIMD8<Int32>.self)
-            let sums = SIMD8(lowHalf: av.lowHalf &+ av.highHalf, highHalf: bv.lowHalf &+ bv.highHalf)
-            let sc = UnsafeRawPointer(scales + i).loadUnaligned(as: SIMD8<Float>.self)
-            let f = SIMD8<Float>(sums) * sc * inv
-            UnsafeMutableRawPointer(out + (i - rows.lowerBound)).storeBytes(of: f, as: SIMD8<Float>.self)
-            i += 8
-        }
-        return i
+        return eightAtATime(rows: rows, scales: scales, inv: inv, into: out, row: row)
     }
 
     /// `dots8` for D = 64 (the model's embeddings): the query's 64 int16 stay in four registers
@@ -148,11 +135,20 @@ public struct Int8Rows: Sendable {
             let f = _mm256_madd_epi16(_mm256_cvtepi8_epi16(c.loadUnaligned(fromByteOffset: 48, as: __m128i.self)), q3)
             return _mm256_add_epi32(_mm256_add_epi32(a, b), _mm256_add_epi32(e, f))
         }
+        return eightAtATime(rows: rows, scales: scales, inv: inv, into: out, row: row)
+    }
+
+    /// The loop both kernels share: eight rows' int32 lane sums from `row`, one horizontal-add
+    /// tree for the eight, times the rows' scales and `inv`. Returns the first row it left.
+    @inline(__always)
+    static func eightAtATime(rows: Range<Int>, scales: UnsafePointer<Float>, inv: Float,
+                             into out: UnsafeMutablePointer<Float>, row: (Int) -> __m256i) -> Int {
         var i = rows.lowerBound
         while i + 8 <= rows.upperBound {
             let h01 = _mm256_hadd_epi32(row(i), row(i + 1)), h23 = _mm256_hadd_epi32(row(i + 2), row(i + 3))
             let h45 = _mm256_hadd_epi32(row(i + 4), row(i + 5)), h67 = _mm256_hadd_epi32(row(i + 6), row(i + 7))
             let a = _mm256_hadd_epi32(h01, h23), b = _mm256_hadd_epi32(h45, h67)
+            // a = [r0 r1 r2 r3 (low halves) | r0 r1 r2 r3 (high halves)], b likewise for r4..r7.
             let av = unsafeBitCast(a, to: SIMD8<Int32>.self), bv = unsafeBitCast(b, to: SIMD8<Int32>.self)
             let sums = SIMD8(lowHalf: av.lowHalf &+ av.highHalf, highHalf: bv.lowHalf &+ bv.highHalf)
             let sc = UnsafeRawPointer(scales + i).loadUnaligned(as: SIMD8<Float>.self)
