@@ -86,7 +86,7 @@ let package = Package(
         ], path: "Benchmarks/feedrank-bench"),
 
         // Fixtures shared by test targets (synthetic bundles, seeded randomness).
-        .target(name: "TestSupport", dependencies: ["RankingModel", "Ranking"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["RankingModel", "Ranking", "VectorIndex"], path: "Tests/TestSupport"),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"]),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"]),
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra"]),

@@ -1,17 +1,13 @@
 import Foundation
 import RankingModel
+import VectorIndex
 
-/// Deterministic randomness for fixtures.
+/// Deterministic randomness for fixtures: the index's SplitMix64 stream, with the draws fixtures
+/// need on top.
 public struct SeededRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    private var source: SplitMix64
+    public init(seed: UInt64) { source = SplitMix64(seed: seed) }
+    public mutating func next() -> UInt64 { source.next() }
     public mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
     public mutating func gaussian() -> Double {
         let u1 = max(unit(), 1e-300), u2 = unit()
