@@ -148,6 +148,21 @@ final class WorkerHarness: @unchecked Sendable {
         _ = try await producer.send(OutgoingRecord(topic: topic, key: key, value: value))
     }
 
+    /// Sends `values` as one burst, the way a client emits a user's burst of events: every record
+    /// is handed to the producer in order at once, then all are waited for (sending one and
+    /// waiting for its acknowledgement before the next spreads 24 records over ~24 producer
+    /// lingers plus broker round trips, longer than the worker's 200 ms coalescing window).
+    func sendBurst(_ producer: KafkaProducer, topic: String, key: String?, values: [[UInt8]]) async throws {
+        let failures = Mutex<[KafkaError]>([])
+        for v in values {
+            try producer.enqueue(OutgoingRecord(topic: topic, key: key, value: v)) { result in
+                if case .failure(let e) = result { failures.withLock { $0.append(e) } }
+            }
+        }
+        try await producer.flush(timeout: .seconds(30))
+        if let e = failures.withLock({ $0.first }) { throw e }
+    }
+
     /// Reads every record of a topic from the beginning to its current end.
     func readAll(_ topic: String, upTo timeout: Double = 60) async throws -> [KafkaRecord] {
         let tps = (0..<partitions).map { TopicPartition(topic, Int32($0)) }

@@ -105,12 +105,14 @@ struct WorkerIntegrationTests {
         // The category least present in the first feed.
         let target = (0..<h.bundle.manifest.categoryCount).min { count(before, $0) < count(before, $1) }!
         let items = h.bundle.items.filter { $0.category == target && !$0.promoted && $0.quality > 0.5 }.prefix(8)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        var burst: [[UInt8]] = []
         for (i, item) in items.enumerated() {
             for (j, a) in [Action.click, .like, .share].enumerated() {
-                try await h.send(producer, topic: h.topics.activity, key: "77",
-                                 value: h.activity(user, item: item.id, a, ts: Int64(Date().timeIntervalSince1970 * 1000) + Int64(i * 3 + j), id: "c\(i)-\(j)"))
+                burst.append(h.activity(user, item: item.id, a, ts: now + Int64(i * 3 + j), id: "c\(i)-\(j)"))
             }
         }
+        try await h.sendBurst(producer, topic: h.topics.activity, key: "77", values: burst)
         try await waitFor(30, "the event-driven re-rank") {
             responses.records.withLock { $0.contains { (try? RankingResponse.parse($0.value))?.trigger == .activity } }
         }
