@@ -155,7 +155,7 @@ final class WorkerHarness: @unchecked Sendable {
     func sendBurst(_ producer: KafkaProducer, topic: String, key: String?, values: [[UInt8]]) async throws {
         let failures = Mutex<[KafkaError]>([])
         for v in values {
-            try producer.enqueue(OutgoingRecord(topic: topic, key: key, value: v)) { result in
+            try await producer.enqueueWaiting(OutgoingRecord(topic: topic, key: key, value: v)) { result in
                 if case .failure(let e) = result { failures.withLock { $0.append(e) } }
             }
         }

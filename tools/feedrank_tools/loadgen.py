@@ -235,6 +235,7 @@ def worker_mode(args) -> dict:
                 # outputs acknowledged first), so "all committed" alone ends one worker's clock before
                 # its work is done. Done = every event committed and the re-rank responses quiet for
                 # ACTIVITY_QUIET_S, at the later of the last commit and the last re-rank received.
+                last = t_done
                 while time.perf_counter() < deadline:
                     with collector.lock:
                         last = collector.activity[-1] if collector.activity else t_done
