@@ -39,7 +39,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("state-topic")) var stateTopic: String?
     @Option(help: "Processing lanes (default: the number of cores).") var lanes: Int?
     @Option(name: .customLong("refresh-window-ms"), help: "Coalescing window of event-driven re-ranks (default 200).") var refreshWindowMs: Int?
-    @Option(name: .customLong("max-in-flight"), help: "Records with unacknowledged outputs before fetching pauses (default 2000).") var maxInFlight: Int?
+    @Option(name: .customLong("max-in-flight"), help: "Records with unacknowledged outputs before fetching pauses (default 20000).") var maxInFlight: Int?
     @Option(name: .customLong("max-uncommitted"), help: "Records past the commit position before fetching pauses (default 50000).") var maxUncommitted: Int?
     @Option(name: .customLong("max-record-bytes"), help: "Input records larger than this go to the DLQ as too_large (default 1048576).") var maxRecordBytes: Int?
     @Option(name: .customLong("log-level"), help: "trace|debug|info|notice|warning|error|critical (default info).") var logLevel: String?

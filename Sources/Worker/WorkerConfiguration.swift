@@ -26,7 +26,12 @@ public struct WorkerConfiguration: Sendable {
     /// partition's order). Default: the number of cores.
     public var lanes = 2
     /// Records handed to lanes whose outputs are not all acknowledged, above which fetching pauses.
-    public var maxInFlight = 2_000
+    /// It must cover the records that arrive while outputs wait: rate × (produce linger + broker
+    /// round trip) plus every record held for a coalesced re-rank (the refresh window). 2,000
+    /// capped an activity flood at ~55,000 events/s on the 2-core bench machine, with 40 % of
+    /// the CPU idle (the dispatcher paused, the lanes drained); 20,000 gave 77,000–85,000
+    /// (BENCHMARKS.md, issue 6). Memory: about a record's bytes each.
+    public var maxInFlight = 20_000
     /// Records past the commit position (done or not) above which fetching pauses too: bounds
     /// what a restart repeats when one record (e.g. a click waiting for its coalesced re-rank)
     /// holds the commit position while later records complete.
