@@ -1,4 +1,7 @@
 import CRdKafka
+#if canImport(Glibc)
+import Glibc
+#endif
 import DequeModule
 import Logging
 import Synchronization
@@ -119,7 +122,24 @@ final class ConsumerCore: @unchecked Sendable {
             state.withLock { $0.lastError = e }
             return
         }
-        deliver(.record(Self.record(from: msg)))
+        deliver(.record(Self.record(from: msg, topic: topicName(msg.pointee.rkt))))
+    }
+
+    /// The topics of recent records, so a record's topic shares its name's storage instead of
+    /// allocating and validating a new string per record. Poll thread only.
+    private var recentTopics: [String] = []
+
+    private func topicName(_ rkt: OpaquePointer?) -> String {
+        guard let rkt, let c = rd_kafka_topic_name(rkt) else { return "" }
+        let len = strlen(c)
+        for name in recentTopics where name.utf8.count == len {
+            let same = name.utf8.withContiguousStorageIfAvailable { memcmp($0.baseAddress!, c, len) == 0 }
+            if same == true { return name }
+        }
+        let name = String(cString: c)
+        if recentTopics.count >= 8 { recentTopics.removeFirst() }
+        recentTopics.append(name)
+        return name
     }
 
     private func handle(event ev: OpaquePointer) {
@@ -157,9 +177,8 @@ final class ConsumerCore: @unchecked Sendable {
         }
     }
 
-    private static func record(from msg: UnsafePointer<rd_kafka_message_t>) -> KafkaRecord {
+    private static func record(from msg: UnsafePointer<rd_kafka_message_t>, topic: String) -> KafkaRecord {
         let m = msg.pointee
-        let topic = String(cString: rd_kafka_topic_name(m.rkt))
         let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
         let key = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
         var headers: [KafkaHeader] = []

@@ -9,6 +9,15 @@ public struct TopicPartition: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(topic)[\(partition)]" }
+
+    /// The partition and the topic name's length: a worker looks topic-partitions up several
+    /// times per record (commit tracking, assignment checks), and hashing the whole name was a
+    /// few per cent of its CPU. A process holds a handful of topics; equal names have equal
+    /// lengths, and `==` still compares the names.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(partition)
+        hasher.combine(topic.utf8.count)
+    }
 }
 
 /// A record header; values are raw bytes (nil for a null header value).

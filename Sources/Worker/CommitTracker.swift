@@ -13,9 +13,12 @@ final class CommitTracker: Sendable {
 
     func begin(_ tp: TopicPartition, _ offset: Int64, outputs: Int) {
         state.withLock { s in
-            let before = s.trackers[tp]?.active ?? 0
-            s.trackers[tp, default: OffsetTracker()].begin(offset, outputs: outputs)
-            s.inFlight += s.trackers[tp]!.active - before
+            // One hash lookup per call (this and `update` run several times per record).
+            if s.trackers.index(forKey: tp) == nil { s.trackers[tp] = OffsetTracker() }    // once per partition
+            let i = s.trackers.index(forKey: tp)!
+            let before = s.trackers.values[i].active
+            s.trackers.values[i].begin(offset, outputs: outputs)
+            s.inFlight += s.trackers.values[i].active - before
         }
     }
 
@@ -34,10 +37,10 @@ final class CommitTracker: Sendable {
 
     private func update(_ tp: TopicPartition, _ body: (inout OffsetTracker) -> Void) {
         state.withLock { s in
-            guard s.trackers[tp] != nil else { return }
-            let before = s.trackers[tp]!.active
-            body(&s.trackers[tp]!)
-            s.inFlight += s.trackers[tp]!.active - before
+            guard let i = s.trackers.index(forKey: tp) else { return }
+            let before = s.trackers.values[i].active
+            body(&s.trackers.values[i])
+            s.inFlight += s.trackers.values[i].active - before
         }
     }
 

@@ -36,9 +36,12 @@ final class LaneInbox: Sendable {
         await withCheckedContinuation { cont in
             let ready: [LaneWork]?? = state.withLock { s in
                 if !s.items.isEmpty {
+                    // Moved out one by one: copying a prefix and then removing it retained and
+                    // released every record's buffers once more (a few per cent of a flood).
                     let n = Swift.min(max, s.items.count)
-                    let batch = Array(s.items.prefix(n))
-                    s.items.removeFirst(n)
+                    var batch: [LaneWork] = []
+                    batch.reserveCapacity(n)
+                    for _ in 0..<n { batch.append(s.items.removeFirst()) }
                     return .some(batch)
                 }
                 if s.closed { return .some(nil) }
