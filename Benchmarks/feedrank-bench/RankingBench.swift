@@ -31,6 +31,7 @@ struct RankingBench: AsyncParsableCommand {
     @Option(name: .customLong("batch-users"), help: "Also rank this many users (cycling through the set) through the batch path (BatchRanker: batches of 1,000, sgemm tower, shared first round) at each T (0: skip).")
     var batchUsers = 0
     @Option(name: .customLong("batch-threads"), help: "Threads of the batch path.") var batchThreads = 1
+    @Option(name: .customLong("batch-size"), help: "Users per batch of the batch path.") var batchSize = 1000
 
     func run() async throws {
         BLAS.threadCount = 1
@@ -132,12 +133,12 @@ struct RankingBench: AsyncParsableCommand {
                     let (user, state) = inputs[i % inputs.count]
                     return RankJob(userId: user, state: state, device: devices[i % 3])
                 }
-                let batcher = BatchRanker(catalog: catalog, threads: batchThreads, batchSize: 1000, numItems: numItems)
+                let batcher = BatchRanker(catalog: catalog, threads: batchThreads, batchSize: batchSize, numItems: numItems)
                 let bs = ContinuousClock.now
                 _ = await batcher.run(jobs, at: at) { _, release in release() }
                 let rate = Double(batchUsers) / (ContinuousClock.now - bs).seconds
                 r2["batch_users_per_s"] = rate
-                print(String(format: "%@: batch path %.0f users/s (%d users, %d thread(s), batches of 1000)", label, rate, batchUsers, batchThreads))
+                print(String(format: "%@: batch path %.0f users/s (%d users, %d thread(s), batches of %d)", label, rate, batchUsers, batchThreads, batchSize))
             }
             results.append(r2)
             print(String(format: "%@: %d fresh items; %.0f rankings/s, p50 %.3f ms, p99 %.3f ms; tower %.1f µs, retrieval %.1f µs, re-score %.1f µs, rules %.1f µs; overlap@%d with exact %.4f; %d short, %d bound hits; %.0f list scans, %.0f entries per ranking",
