@@ -12,14 +12,7 @@ final class CommitTracker: Sendable {
     private let state = Mutex(State())
 
     func begin(_ tp: TopicPartition, _ offset: Int64, outputs: Int) {
-        state.withLock { s in
-            // One hash lookup per call (this and `update` run several times per record).
-            if s.trackers.index(forKey: tp) == nil { s.trackers[tp] = OffsetTracker() }    // once per partition
-            let i = s.trackers.index(forKey: tp)!
-            let before = s.trackers.values[i].active
-            s.trackers.values[i].begin(offset, outputs: outputs)
-            s.inFlight += s.trackers.values[i].active - before
-        }
+        update(tp, creating: true) { $0.begin(offset, outputs: outputs) }
     }
 
     func addOutputs(_ tp: TopicPartition, _ offset: Int64, _ n: Int) {
@@ -35,9 +28,17 @@ final class CommitTracker: Sendable {
         update(tp) { $0.abandon(offset) }
     }
 
-    private func update(_ tp: TopicPartition, _ body: (inout OffsetTracker) -> Void) {
+    /// Runs `body` on the partition's tracker (made first when `creating`, else skipped when
+    /// absent) and keeps `inFlight` in step. One hash lookup in the common case: this runs
+    /// several times per record.
+    private func update(_ tp: TopicPartition, creating: Bool = false, _ body: (inout OffsetTracker) -> Void) {
         state.withLock { s in
-            guard let i = s.trackers.index(forKey: tp) else { return }
+            var found = s.trackers.index(forKey: tp)
+            if found == nil && creating {
+                s.trackers[tp] = OffsetTracker()    // once per partition
+                found = s.trackers.index(forKey: tp)
+            }
+            guard let i = found else { return }
             let before = s.trackers.values[i].active
             body(&s.trackers.values[i])
             s.inFlight += s.trackers.values[i].active - before
