@@ -208,6 +208,7 @@ final class Lane: @unchecked Sendable {
                 .set(CacheKeys.userEmbedding(user), CacheKeys.floatBytes(u), expireSeconds: cache.userEmbeddingTTL),
             ]) { outputs.done() }
         }
+        context.metrics.stateWrites.increment(by: changed.count)
         changed.removeAll(keepingCapacity: true)
     }
 

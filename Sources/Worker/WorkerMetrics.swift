@@ -14,6 +14,8 @@ public struct WorkerMetrics: Sendable {
     public let eventsDuplicate = Counter(label: "feedrank_events_duplicate_total")
     public let eventsUnknownItem = Counter(label: "feedrank_events_unknown_item_total")
     public let refreshes = Counter(label: "feedrank_activity_reranks_total")
+    /// User states written (user-state record + L4 + L2), one per user and state flush.
+    public let stateWrites = Counter(label: "feedrank_state_writes_total")
     public let redisFailures = Counter(label: "feedrank_redis_failures_total")
     public let produceRetries = Counter(label: "feedrank_produce_retries_total")
     public let searchBoundHits = Counter(label: "feedrank_search_bound_hits_total")
