@@ -1,7 +1,7 @@
 /// Appends JSON tokens to a byte buffer. Doubles are written in Swift's shortest round-trip form
-/// (`Double.description`), so decoding gives back the same bits; non-finite values are a
-/// programming error (JSON cannot carry them).
-package struct JSONWriter {
+/// (the digits of `Double.description`), so decoding gives back the same bits; non-finite values
+/// are a programming error (JSON cannot carry them).
+package struct JSONWriter: TextOutputStream {
     package var bytes: [UInt8] = []
 
     package init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
@@ -27,10 +27,20 @@ package struct JSONWriter {
         }
     }
 
+    /// The digits come through `TextOutputStreamable`: the standard library formats into a stack
+    /// buffer and hands the ASCII bytes to `_writeASCII` below, where `description` would build
+    /// a `String` (a heap allocation past 15 bytes): ~48 against ~85 ns per value, and a state
+    /// holds ~90 values (the worker writes one per changed user and batch).
     package mutating func double(_ v: Double) {
         precondition(v.isFinite, "JSONWriter: \(v) cannot be written as JSON")
-        bytes.append(contentsOf: v.description.utf8)
+        v.write(to: &self)
     }
+
+    /// `TextOutputStream`; only `double` writes through it.
+    package mutating func write(_ string: String) { bytes.append(contentsOf: string.utf8) }
+
+    /// The standard library's fast path for ASCII output (falls back to `write(_:)` if absent).
+    package mutating func _writeASCII(_ buffer: UnsafeBufferPointer<UInt8>) { bytes.append(contentsOf: buffer) }
 
     package mutating func doubles(_ vs: [Double]) {
         byte(UInt8(ascii: "["))

@@ -46,6 +46,19 @@ struct UserStateJSONTests {
         }
     }
 
+    @Test("JSONWriter writes a double exactly as Double.description spells it")
+    func writerDigitsMatchDescription() {
+        var rng = TestRandom(seed: 7)
+        var values: [Double] = [0, -0.0, 1, -1, 0.1, 1e-7, 1e16, 123456789.0, .leastNonzeroMagnitude, .greatestFiniteMagnitude,
+                                .leastNormalMagnitude, -.greatestFiniteMagnitude]
+        for _ in 0..<20_000 { values.append(Self.randomDouble(&rng)) }
+        for v in values {
+            var w = JSONWriter()
+            w.double(v)
+            #expect(String(decoding: w.bytes, as: UTF8.self) == v.description)
+        }
+    }
+
     @Test("the encoding has the contract's shape")
     func contractShape() {
         let s = UserState(userId: 42, tLast: 1_795_700_000_000, embeddingSum: [0.5, -0.0, 1e-7], categoryWeights: [2],
