@@ -1,18 +1,25 @@
 /// Keeps the `capacity` highest-scoring (score, id) pairs seen: a binary min-heap whose root is
-/// the worst kept entry, so `threshold` is the score a newcomer must beat. Storage is
-/// allocated once and reused across queries (`reset`).
+/// the worst kept entry, so `threshold` is the score a newcomer must beat. Up to
+/// `sortedLimit` entries it is a sorted array instead (ascending, the worst first): a newcomer
+/// slides in from the bottom, a few predictable moves where the heap's sift-down takes a
+/// mispredicted branch per level (the per-category searches keep 16). Storage is allocated
+/// once and reused across queries (`reset`).
 struct TopKHeap {
+    static let sortedLimit = 32
     private(set) var scores: UnsafeMutablePointer<Float>
     private(set) var ids: UnsafeMutablePointer<Int64>
     private(set) var capacity: Int
     private(set) var count = 0
     private var allocated: Int
+    /// Sorted-array mode (capacity <= sortedLimit).
+    private var sorted: Bool
 
     init(capacity: Int) {
         allocated = max(1, capacity)
         scores = .allocate(capacity: allocated)
         ids = .allocate(capacity: allocated)
         self.capacity = capacity
+        sorted = capacity <= Self.sortedLimit
     }
 
     func deallocate() {
@@ -30,6 +37,7 @@ struct TopKHeap {
             ids = .allocate(capacity: allocated)
         }
         capacity = newCapacity
+        sorted = newCapacity <= Self.sortedLimit
         count = 0
     }
 
@@ -39,6 +47,10 @@ struct TopKHeap {
 
     @inline(__always)
     mutating func push(_ score: Float, _ id: Int64) {
+        if sorted {
+            pushSorted(score, id)
+            return
+        }
         if count < capacity {
             var i = count
             count += 1
@@ -54,6 +66,31 @@ struct TopKHeap {
         } else if score > scores[0] {
             siftDownFromRoot(score, id)
         }
+    }
+
+    /// Sorted mode: entries ascending by score, scores[0] the worst.
+    @inline(__always)
+    private mutating func pushSorted(_ score: Float, _ id: Int64) {
+        var j: Int
+        if count < capacity {
+            j = count
+            count += 1
+            while j > 0 && scores[j - 1] > score {
+                scores[j] = scores[j - 1]
+                ids[j] = ids[j - 1]
+                j -= 1
+            }
+        } else {
+            guard score > scores[0] else { return }
+            j = 0
+            while j + 1 < count && scores[j + 1] < score {
+                scores[j] = scores[j + 1]
+                ids[j] = ids[j + 1]
+                j += 1
+            }
+        }
+        scores[j] = score
+        ids[j] = id
     }
 
     @inline(__always)
@@ -75,7 +112,8 @@ struct TopKHeap {
 
     /// Copies the kept entries into `out` in result order (best first); returns the count.
     func sortedResults(into out: UnsafeMutablePointer<Neighbor>) -> Int {
-        for i in 0..<count { out[i] = Neighbor(id: ids[i], score: scores[i]) }
+        // Reversed: in sorted mode that is already best first (the sort then only orders ties).
+        for i in 0..<count { out[i] = Neighbor(id: ids[count - 1 - i], score: scores[count - 1 - i]) }
         insertionSort(out, count: count)
         return count
     }
