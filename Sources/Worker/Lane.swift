@@ -1,6 +1,7 @@
 import Foundation
 import KafkaClient
 import Logging
+import DequeModule
 import OrderedCollections
 import Ranking
 import RankingModel
@@ -61,16 +62,17 @@ final class Lane: @unchecked Sendable {
     }
 
     func run() async {
-        while let batch = await inbox.nextBatch(max: Self.batchSize) {
+        while var batch = await inbox.nextBatch(max: Self.batchSize) {
             // One MGET for the L1 entries the batch's requests may be answered from.
             let l1 = await prefetchL1(batch)
-            for work in batch {
+            // Taken out one by one (iterating would copy every record once more).
+            while let work = batch.popFirst() {
                 switch work {
-                case .record(let record, let receivedAt):
-                    if record.topic == context.config.topics.activity {
-                        applyActivity(record)
-                    } else {
+                case .record(let record, let receivedAt, let request):
+                    if request {
                         answerRequest(record, receivedAt: receivedAt, l1: l1)
+                    } else {
+                        applyActivity(record)
                     }
                 case .tick:
                     publishDueRefreshes(only: nil, now: .now)
@@ -250,10 +252,12 @@ final class Lane: @unchecked Sendable {
 
     // MARK: requests
 
-    private func prefetchL1(_ batch: [LaneWork]) async -> [Int64: [UInt8]] {
+    private func prefetchL1(_ batch: Deque<LaneWork>) async -> [Int64: [UInt8]] {
         var users: [Int64] = []
-        for case .record(let r, _) in batch where r.topic == context.config.topics.requests
-            && r.value.count <= context.config.maxRecordBytes {
+        for i in batch.indices {
+            // The flag first: an activity record is not copied out of the batch.
+            guard case .record(_, _, true) = batch[i], case .record(let r, _, _) = batch[i],
+                  r.value.count <= context.config.maxRecordBytes else { continue }
             if let req = try? RankingRequest.parse(r.value), !req.fresh { users.append(req.userId) }
         }
         guard !users.isEmpty else { return [:] }

@@ -84,7 +84,15 @@ public final class StreamWorker: Service, Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for lane in lanes { group.addTask { await lane.run() } }
                 group.addTask { [self] in await periodic(every: .milliseconds(configuration.commitIntervalMs), blocking: true) { self.commit(consumer) } }
-                group.addTask { [self] in await periodic(every: .milliseconds(20)) { for l in lanes { l.inbox.push(.tick) } } }
+                group.addTask { [self] in
+                    await periodic(every: .milliseconds(20)) {
+                        for l in lanes { l.inbox.push(.tick) }
+                        // Sampled here rather than set per record by the dispatcher.
+                        let load = self.tracker.load
+                        self.metrics.inFlight.record(load.inFlight)
+                        self.metrics.uncommitted.record(load.uncommitted)
+                    }
+                }
                 group.addTask { [self] in await periodic(every: .seconds(configuration.lagIntervalSeconds), blocking: true) { self.measureLag(consumer) } }
 
                 // The dispatcher: records to lanes by partition, bounded in-flight work.
@@ -92,10 +100,9 @@ public final class StreamWorker: Service, Sendable {
                     for try await record in consumer.records {
                         guard store.owns(record.partition) else { continue }
                         tracker.begin(record.topicPartition, record.offset, outputs: 1)
-                        lanes[Int(record.partition) % lanes.count].inbox.push(.record(record, receivedAt: .now))
+                        let request = record.topic == configuration.topics.requests
+                        lanes[Int(record.partition) % lanes.count].inbox.push(.record(record, receivedAt: .now, request: request))
                         var load = tracker.load
-                        metrics.inFlight.record(load.inFlight)
-                        metrics.uncommitted.record(load.uncommitted)
                         while (load.inFlight > configuration.maxInFlight || load.uncommitted > configuration.maxUncommitted)
                                 && !stopping.load(ordering: .relaxed) {
                             try await Task.sleep(nanoseconds: 500_000)
