@@ -25,7 +25,9 @@ public struct Selection: Sendable {
     /// Categories whose candidates ran out while the list still needed items and the category
     /// was below its cap: the pool may be missing items of theirs that belong in the list.
     public var needMore: [Int] = []
-    /// Organic candidates passed over by the caps, in the order the greedy met them.
+    /// Organic candidates passed over by the caps: every candidate the greedy met (ranked before
+    /// the last organic pick, or any when the pool ran out) and dropped. Creator-cap drops come
+    /// in the order met, then the category-cap drops category by category.
     public var skipped: [(Candidate, DropReason)] = []
     /// Promoted candidates that found no slot.
     public var unplacedPromoted: [Candidate] = []
@@ -45,7 +47,7 @@ public enum GreedySelector {
         sel.items.reserveCapacity(numItems)
         var next = [Int](repeating: 0, count: categories.count)
         var picks = [Int](repeating: 0, count: categories.count)
-        var creatorPicks: [Int64: Int] = [:]
+        var creatorPicks = CreatorCounts(expected: numItems)
         var flagged = [Bool](repeating: false, count: categories.count)
         // A category whose retrieved candidates were all ineligible has run dry before the
         // first draw: its unretrieved items may belong in the list.
@@ -53,32 +55,44 @@ public enum GreedySelector {
             flagged[c] = true
             sel.needMore.append(c)
         }
-        var heap = CategoryHeap(categories: categories)
+        // A category that reaches its cap leaves the heap: the greedy would only meet its further
+        // items to drop them, so they are counted once the list is done (below). With a cap of 0
+        // every category starts capped.
+        let open = rules.categoryCap > 0
+        var heap = CategoryHeap(categories: open ? categories : [])
+        var capped: [Int] = open ? [] : categories.indices.filter { !categories[$0].items.isEmpty }
         var promotedNext = 0
+        var lastOrganic: Candidate?
+        var exhausted = false
 
         /// The next organic item under the caps, or nil when the pool is exhausted.
         func nextOrganic() -> Candidate? {
             while let c = heap.popBest() {
                 let cand = categories[c].items[next[c]]
                 next[c] += 1
-                if next[c] < categories[c].items.count { heap.push(c, categories[c].items[next[c]]) }
-                defer {
-                    // Ran dry below its cap while still drawing: the pool may miss its items.
-                    if next[c] == categories[c].items.count && !categories[c].complete
-                        && picks[c] < rules.categoryCap && !flagged[c] {
-                        flagged[c] = true
-                        sel.needMore.append(c)
-                    }
-                }
-                if picks[c] >= rules.categoryCap { sel.skipped.append((cand, .categoryCap)); continue }
-                if creatorPicks[cand.creatorId, default: 0] >= rules.creatorCap {
+                var take = true
+                if creatorPicks[cand.creatorId] >= rules.creatorCap {
                     sel.skipped.append((cand, .creatorCap))
-                    continue
+                    take = false
+                } else {
+                    picks[c] += 1
+                    creatorPicks.increment(cand.creatorId)
                 }
-                picks[c] += 1
-                creatorPicks[cand.creatorId, default: 0] += 1
-                return cand
+                if picks[c] >= rules.categoryCap {
+                    capped.append(c)
+                } else if next[c] < categories[c].items.count {
+                    heap.push(c, categories[c].items[next[c]])
+                } else if !categories[c].complete && !flagged[c] {
+                    // Ran dry below its cap while still drawing: the pool may miss its items.
+                    flagged[c] = true
+                    sel.needMore.append(c)
+                }
+                if take {
+                    lastOrganic = cand
+                    return cand
+                }
             }
+            exhausted = true
             return nil
         }
 
@@ -97,8 +111,52 @@ public enum GreedySelector {
             }
             rank += 1
         }
+        // The capped categories' items the greedy would have met: all of them when the pool ran
+        // out, else those ranked before the last organic pick.
+        for c in capped {
+            let items = categories[c].items
+            var i = next[c]
+            while i < items.count && (exhausted || lastOrganic.map { Candidate.ranksBefore(items[i], $0) } ?? false) {
+                sel.skipped.append((items[i], .categoryCap))
+                i += 1
+            }
+        }
         sel.unplacedPromoted = Array(promoted[promotedNext...])
         return sel
+    }
+}
+
+/// Items picked per creator during one selection: open addressing over a power-of-two table
+/// sized for the list (at most one entry per organic pick), cheaper than a Dictionary's
+/// hashing on every draw.
+struct CreatorCounts {
+    private var keys: [Int64]
+    private var counts: [Int32]
+    private let shift: UInt64
+
+    init(expected: Int) {
+        var size = 16
+        while size < 2 * expected { size <<= 1 }
+        keys = [Int64](repeating: 0, count: size)
+        counts = [Int32](repeating: 0, count: size)
+        shift = UInt64(64 - size.trailingZeroBitCount)
+    }
+
+    /// The slot of `id`, or the empty slot where it would go (count 0 marks empty).
+    @inline(__always)
+    private func slot(_ id: Int64) -> Int {
+        let mask = keys.count - 1
+        var i = Int(truncatingIfNeeded: (UInt64(bitPattern: id) &* 0x9E37_79B9_7F4A_7C15) >> shift)
+        while counts[i] != 0 && keys[i] != id { i = (i + 1) & mask }
+        return i
+    }
+
+    subscript(id: Int64) -> Int { Int(counts[slot(id)]) }
+
+    mutating func increment(_ id: Int64) {
+        let i = slot(id)
+        keys[i] = id
+        counts[i] += 1
     }
 }
 

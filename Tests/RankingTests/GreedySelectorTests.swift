@@ -29,6 +29,32 @@ func referenceSelection(organic: [Candidate], promoted: [Candidate], numItems: I
     return out
 }
 
+/// The drops of a single greedy pass over the flat pool: every organic item met before the
+/// last organic pick (all of them when the pool runs out), category cap checked first.
+func referenceDrops(organic: [Candidate], promoted: Int, numItems: Int, rules: RankingRules) -> [String] {
+    let pool = organic.sorted(by: Candidate.ranksBefore)
+    var drops: [String] = []
+    var cat: [Int32: Int] = [:], creator: [Int64: Int] = [:]
+    var p = 0, rank = 1, i = 0
+    while rank <= numItems {
+        if rules.promotedSlots.contains(rank) && p < promoted { p += 1; rank += 1; continue }
+        var picked = false
+        while i < pool.count {
+            let c = pool[i]
+            i += 1
+            if cat[c.category, default: 0] >= rules.categoryCap { drops.append("\(c.itemId) category_cap"); continue }
+            if creator[c.creatorId, default: 0] >= rules.creatorCap { drops.append("\(c.itemId) creator_cap"); continue }
+            cat[c.category, default: 0] += 1
+            creator[c.creatorId, default: 0] += 1
+            picked = true
+            break
+        }
+        if !picked { break }
+        rank += 1
+    }
+    return drops.sorted()
+}
+
 func randomCandidate(_ rng: inout SeededRandom, id: Int64, categories: Int, creators: Int, promoted: Bool) -> Candidate {
     // Coarse scores so ties happen.
     let s = Double(rng.next() % 50) / 50
@@ -39,11 +65,15 @@ func randomCandidate(_ rng: inout SeededRandom, id: Int64, categories: Int, crea
 
 @Suite("Greedy selection (rules 4–6)")
 struct GreedySelectorTests {
-    @Test("on 2,000 random pools the selector equals a plain restatement of the rules, and every invariant holds")
+    @Test("on 2,000 random pools (default and random caps) the selector equals a plain restatement of the rules, drops included, and every invariant holds")
     func randomPools() {
         var rng = SeededRandom(seed: 99)
-        let rules = RankingRules()
         for trial in 0..<2000 {
+            var rules = RankingRules()
+            if trial % 4 == 3 {
+                rules.categoryCap = Int(rng.next() % 5)
+                rules.creatorCap = Int(rng.next() % 4)
+            }
             let categories = 1 + Int(rng.next() % 12)
             let creators = 1 + Int(rng.next() % 40)
             let n = Int(rng.next() % 300)
@@ -71,6 +101,9 @@ struct GreedySelectorTests {
             let expected = referenceSelection(organic: organic, promoted: promoted, numItems: numItems, rules: rules)
             #expect(sel.items.map(\.candidate.itemId) == expected.map(\.0), "trial \(trial)")
             #expect(sel.items.map(\.promoted) == expected.map(\.1), "trial \(trial)")
+            let drops = sel.skipped.map { "\($0.0.itemId) \($0.1.rawValue)" }.sorted()
+            #expect(drops == referenceDrops(organic: organic, promoted: promoted.count, numItems: numItems, rules: rules),
+                    "trial \(trial): the items dropped by the caps")
             #expect(sel.needMore.isEmpty, "complete pools never need more")
             checkInvariants(sel.items, numItems: numItems, rules: rules, context: "trial \(trial)")
             #expect(sel.short == (sel.items.count < numItems))
