@@ -71,26 +71,30 @@ struct TopKHeap {
     /// Sorted mode: entries ascending by score, scores[0] the worst.
     @inline(__always)
     private mutating func pushSorted(_ score: Float, _ id: Int64) {
+        // Local copies of the pointers: stores through them cannot then alias the struct, so
+        // the loop does not reload them after every move.
+        let sc = scores, ix = ids
         var j: Int
         if count < capacity {
             j = count
             count += 1
-            while j > 0 && scores[j - 1] > score {
-                scores[j] = scores[j - 1]
-                ids[j] = ids[j - 1]
+            while j > 0 && sc[j - 1] > score {
+                sc[j] = sc[j - 1]
+                ix[j] = ix[j - 1]
                 j -= 1
             }
         } else {
-            guard score > scores[0] else { return }
+            guard score > sc[0] else { return }
             j = 0
-            while j + 1 < count && scores[j + 1] < score {
-                scores[j] = scores[j + 1]
-                ids[j] = ids[j + 1]
+            let n = count
+            while j + 1 < n && sc[j + 1] < score {
+                sc[j] = sc[j + 1]
+                ix[j] = ix[j + 1]
                 j += 1
             }
         }
-        scores[j] = score
-        ids[j] = id
+        sc[j] = score
+        ix[j] = id
     }
 
     @inline(__always)
