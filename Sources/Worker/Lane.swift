@@ -1,7 +1,6 @@
 import Foundation
 import KafkaClient
 import Logging
-import DequeModule
 import OrderedCollections
 import Ranking
 import RankingModel
@@ -65,9 +64,10 @@ final class Lane: @unchecked Sendable {
         while var batch = await inbox.nextBatch(max: Self.batchSize) {
             // One MGET for the L1 entries the batch's requests may be answered from.
             let l1 = await prefetchL1(batch)
-            // Taken out one by one (iterating would copy every record once more).
-            while let work = batch.popFirst() {
-                switch work {
+            // Taken out one by one from the back (the batch is in reverse order): iterating
+            // would copy every record once more.
+            while let work = batch.items.popLast() {
+                switch consume work {
                 case .record(let record, let receivedAt, let request):
                     if request {
                         answerRequest(record, receivedAt: receivedAt, l1: l1)
@@ -252,12 +252,10 @@ final class Lane: @unchecked Sendable {
 
     // MARK: requests
 
-    private func prefetchL1(_ batch: Deque<LaneWork>) async -> [Int64: [UInt8]] {
+    private func prefetchL1(_ batch: LaneBatch) async -> [Int64: [UInt8]] {
         var users: [Int64] = []
-        for i in batch.indices {
-            // The flag first: an activity record is not copied out of the batch.
-            guard case .record(_, _, true) = batch[i], case .record(let r, _, _) = batch[i],
-                  r.value.count <= context.config.maxRecordBytes else { continue }
+        for i in batch.requests {
+            guard case .record(let r, _, _) = batch.items[i], r.value.count <= context.config.maxRecordBytes else { continue }
             if let req = try? RankingRequest.parse(r.value), !req.fresh { users.append(req.userId) }
         }
         guard !users.isEmpty else { return [:] }

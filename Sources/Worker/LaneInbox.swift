@@ -1,4 +1,3 @@
-import DequeModule
 import KafkaClient
 import Synchronization
 
@@ -13,38 +12,58 @@ enum LaneWork: Sendable {
     case flushPartitions(Set<Int32>, done: @Sendable () -> Void)
 }
 
+/// Items handed to a lane at once, and which of them are ranking requests (their positions:
+/// reading the flag from the items would copy each record). `items` holds them in reverse
+/// arrival order, so `popLast` takes them in order without a copy (so would a reversal not).
+struct LaneBatch {
+    var items: [LaneWork] = []
+    var requests: [Int] = []
+}
+
 /// An unbounded multi-producer, single-consumer queue that hands out batches (the dispatcher
-/// bounds it through the in-flight limit).
+/// bounds it through the in-flight limit). Items are moved in and out, never copied: a copy of a
+/// record retains each of its buffers (Deque's append copies its argument).
 final class LaneInbox: Sendable {
-    private struct State {
-        var items = Deque<LaneWork>()
-        var waiter: CheckedContinuation<Deque<LaneWork>?, Never>?
+    private struct State: ~Copyable {
+        // Two queues in step (a tuple element was copied when taken apart).
+        var items = MoveQueue<LaneWork>()
+        var requestFlags = MoveQueue<Bool>()
+        var waiter: CheckedContinuation<LaneBatch?, Never>?
         var closed = false
     }
     private let state = Mutex(State())
 
-    /// Takes `work` (moved into the queue, not copied: a copy retains every buffer of a record).
-    func push(_ work: consuming LaneWork) {
+    /// `request`: the work is a ranking request record.
+    func push(_ work: consuming LaneWork, request: Bool = false) {
         var item: LaneWork? = consume work
-        let waiter = state.withLock { s -> CheckedContinuation<Deque<LaneWork>?, Never>? in
+        let waiter = state.withLock { s -> CheckedContinuation<LaneBatch?, Never>? in
             if let w = s.waiter { s.waiter = nil; return w }
-            s.items.append(item.take()!)
+            s.items.push(item.take()!)
+            s.requestFlags.push(request)
             return nil
         }
-        if let waiter { waiter.resume(returning: Deque([item.take()!])) }
+        if let waiter {
+            var one = LaneBatch()
+            one.items.append(item.take()!)
+            if request { one.requests.append(0) }
+            waiter.resume(returning: one)
+        }
     }
 
-    /// Up to `max` queued items, to be taken with `popFirst`; waits when empty; nil once closed
-    /// and drained.
-    func nextBatch(max: Int) async -> Deque<LaneWork>? {
+    /// Up to `max` queued items in arrival order; waits when empty; nil once closed and drained.
+    func nextBatch(max: Int) async -> LaneBatch? {
         await withCheckedContinuation { cont in
-            let ready: Deque<LaneWork>?? = state.withLock { s in
+            let ready: LaneBatch?? = state.withLock { s in
                 if !s.items.isEmpty {
-                    // Moved out one by one: copying a prefix and then removing it retained and
-                    // released every record's buffers once more (a few per cent of a flood).
-                    if s.items.count <= max { return .some(s.items.take()) }
-                    var batch = Deque<LaneWork>(minimumCapacity: max)
-                    for _ in 0..<max { batch.append(s.items.removeFirst()) }
+                    let n = Swift.min(max, s.items.count)
+                    var batch = LaneBatch()
+                    batch.items = Array(unsafeUninitializedCapacity: n) { buf, initialized in
+                        for i in 0..<n {
+                            if s.requestFlags.pop() { batch.requests.append(n - 1 - i) }
+                            (buf.baseAddress! + (n - 1 - i)).initialize(to: s.items.pop())
+                        }
+                        initialized = n
+                    }
                     return .some(batch)
                 }
                 if s.closed { return .some(nil) }
@@ -56,7 +75,7 @@ final class LaneInbox: Sendable {
     }
 
     func close() {
-        let waiter = state.withLock { s -> CheckedContinuation<Deque<LaneWork>?, Never>? in
+        let waiter = state.withLock { s -> CheckedContinuation<LaneBatch?, Never>? in
             s.closed = true
             defer { s.waiter = nil }
             return s.items.isEmpty ? s.waiter : nil
@@ -67,11 +86,48 @@ final class LaneInbox: Sendable {
     var count: Int { state.withLock { $0.items.count } }
 }
 
-extension Deque {
-    /// The contents, leaving the deque empty (no element copied).
-    mutating func take() -> Deque {
-        var out = Deque()
-        swap(&out, &self)
-        return out
+/// A FIFO ring buffer whose elements are moved in (`push`) and out (`pop`) of raw storage.
+struct MoveQueue<Element>: ~Copyable {
+    private var storage: UnsafeMutablePointer<Element>
+    private var capacity: Int
+    private var head = 0
+    private(set) var count = 0
+
+    init() {
+        capacity = 64
+        storage = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        for i in 0..<count { (storage + (head + i) % capacity).deinitialize(count: 1) }
+        storage.deallocate()
+    }
+
+    var isEmpty: Bool { count == 0 }
+
+    mutating func push(_ element: consuming Element) {
+        if count == capacity { grow() }
+        (storage + (head + count) % capacity).initialize(to: element)
+        count += 1
+    }
+
+    /// The oldest element; the queue must not be empty.
+    mutating func pop() -> Element {
+        precondition(count > 0, "MoveQueue.pop on an empty queue")
+        let e = (storage + head).move()
+        head = (head + 1) % capacity
+        count -= 1
+        return e
+    }
+
+    private mutating func grow() {
+        let bigger = UnsafeMutablePointer<Element>.allocate(capacity: capacity * 2)
+        let first = min(count, capacity - head)
+        bigger.moveInitialize(from: storage + head, count: first)
+        (bigger + first).moveInitialize(from: storage, count: count - first)
+        storage.deallocate()
+        storage = bigger
+        capacity *= 2
+        head = 0
     }
 }
