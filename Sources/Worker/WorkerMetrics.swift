@@ -1,4 +1,5 @@
 import Metrics
+import Ranking
 
 /// The worker's metrics (swift-metrics API; the executable picks the Prometheus backend).
 /// Names follow the seed service where it had them.
@@ -22,13 +23,21 @@ public struct WorkerMetrics: Sendable {
     public let inFlight = Gauge(label: "feedrank_in_flight_records")
     public let uncommitted = Gauge(label: "feedrank_uncommitted_records")
 
-    public init() {}
+    /// One counter per rule, made once: making one per ranking went through the metrics
+    /// factory's registry (a lock and a lookup) for every rule of every ranking.
+    private let droppedByRule: [String: Counter]
+
+    public init() {
+        droppedByRule = Dictionary(uniqueKeysWithValues: DropReason.allCases.map {
+            ($0.rawValue, Counter(label: "feedrank_items_dropped_total", dimensions: [("rule", $0.rawValue)]))
+        })
+    }
 
     public func cacheHit(_ type: String) { Counter(label: "cache_hits_total", dimensions: [("cache_type", type)]).increment() }
     public func cacheMiss(_ type: String) { Counter(label: "cache_misses_total", dimensions: [("cache_type", type)]).increment() }
     public func deadLetter(reason: String) { Counter(label: "feedrank_dlq_records_total", dimensions: [("reason", reason)]).increment() }
     public func dropped(rule: String, _ n: Int) {
-        Counter(label: "feedrank_items_dropped_total", dimensions: [("rule", rule)]).increment(by: n)
+        (droppedByRule[rule] ?? Counter(label: "feedrank_items_dropped_total", dimensions: [("rule", rule)])).increment(by: n)
     }
     public func lag(topic: String, partition: Int32, _ value: Int64) {
         Gauge(label: "feedrank_consumer_lag", dimensions: [("topic", topic), ("partition", String(partition))]).record(value)
