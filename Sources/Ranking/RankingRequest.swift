@@ -73,11 +73,10 @@ public struct RankingRequest: Sendable, Equatable {
                 return RankingRequest(requestId: rid, userId: uid, numItems: Int(n), contextTs: ts, device: device,
                                       fresh: fresh, replyTo: replyTo)
             }
-        } catch let problem as JSONProblem {
-            throw Invalid(message: "ranking-requests record: \(problem.text)", requestId: requestId, userId: userId,
-                          replyTo: replyTo.flatMap { $0.isEmpty ? nil : $0 })
         } catch {
-            throw Invalid(message: "ranking-requests record: \(error)", requestId: requestId, userId: userId, replyTo: nil)
+            // The body throws JSONProblem only (typed throws).
+            throw Invalid(message: "ranking-requests record: \(error.text)", requestId: requestId, userId: userId,
+                          replyTo: replyTo.flatMap { $0.isEmpty ? nil : $0 })
         }
     }
 

@@ -117,10 +117,9 @@ public struct RankingResponse: Sendable, Equatable {
                                        latencyMs: latency, modelVersion: version, coldStart: cold,
                                        generatedAt: generated, short: short, boundHit: bound)
             }
-        } catch let problem as JSONProblem {
-            throw RankingError("ranking response: \(problem.text)")
         } catch {
-            throw RankingError("ranking response: \(error)")
+            // The body throws JSONProblem only (typed throws).
+            throw RankingError("ranking response: \(error.text)")
         }
     }
 }
