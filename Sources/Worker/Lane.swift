@@ -64,11 +64,11 @@ final class Lane: @unchecked Sendable {
         while var batch = await inbox.nextBatch(max: Self.batchSize) {
             // One MGET for the L1 entries the batch's requests may be answered from.
             let l1 = await prefetchL1(batch)
-            // Taken out one by one from the back (the batch is in reverse order): iterating
-            // would copy every record once more.
-            while let work = batch.items.popLast() {
+            // Taken out one by one (`LaneBatch.next` moves them): iterating would copy every
+            // record once more.
+            while let (work, request) = batch.next() {
                 switch consume work {
-                case .record(let record, let receivedAt, let request):
+                case .record(let record, let receivedAt):
                     if request {
                         answerRequest(record, receivedAt: receivedAt, l1: l1)
                     } else {
@@ -255,7 +255,7 @@ final class Lane: @unchecked Sendable {
     private func prefetchL1(_ batch: LaneBatch) async -> [Int64: [UInt8]] {
         var users: [Int64] = []
         for i in batch.requests {
-            guard case .record(let r, _, _) = batch.items[i], r.value.count <= context.config.maxRecordBytes else { continue }
+            guard case .record(let r, _) = batch.items[i], r.value.count <= context.config.maxRecordBytes else { continue }
             if let req = try? RankingRequest.parse(r.value), !req.fresh { users.append(req.userId) }
         }
         guard !users.isEmpty else { return [:] }

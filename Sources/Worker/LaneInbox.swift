@@ -3,21 +3,31 @@ import Synchronization
 
 /// Work for a lane, in arrival order.
 enum LaneWork: Sendable {
-    /// An input record, when the worker received it (for latency_ms), and whether it is a ranking
-    /// request (else activity): a pattern on the flag alone does not copy the record.
-    case record(KafkaRecord, receivedAt: ContinuousClock.Instant, request: Bool)
+    /// An input record and when the worker received it (for latency_ms). Whether it is a ranking
+    /// request (else activity) travels beside it (`push(_:request:)`, `LaneBatch.requests`).
+    case record(KafkaRecord, receivedAt: ContinuousClock.Instant)
     /// Time passed: publish due event-driven re-ranks.
     case tick
     /// Publish now the pending re-ranks of these input partitions, then call `done`.
     case flushPartitions(Set<Int32>, done: @Sendable () -> Void)
 }
 
-/// Items handed to a lane at once, and which of them are ranking requests (their positions:
-/// reading the flag from the items would copy each record). `items` holds them in reverse
-/// arrival order, so `popLast` takes them in order without a copy (so would a reversal not).
+/// Items handed to a lane at once, and which of them are ranking requests (their positions in
+/// `items`, ascending: matching on the items to find out would copy each record). `items`
+/// holds them in reverse arrival order, so `popLast` takes them in order without a copy (a
+/// reversal would copy).
 struct LaneBatch {
     var items: [LaneWork] = []
     var requests: [Int] = []
+
+    /// Takes the next item in arrival order, with whether it is a ranking request.
+    mutating func next() -> (work: LaneWork, request: Bool)? {
+        guard let work = items.popLast() else { return nil }
+        // `requests` ascends, so the next request in arrival order is its last entry.
+        let request = requests.last == items.count
+        if request { requests.removeLast() }
+        return (work, request)
+    }
 }
 
 /// An unbounded multi-producer, single-consumer queue that hands out batches (the dispatcher
@@ -56,15 +66,15 @@ final class LaneInbox: Sendable {
             let ready: LaneBatch?? = state.withLock { s in
                 if !s.items.isEmpty {
                     let n = Swift.min(max, s.items.count)
-                    var batch = LaneBatch()
-                    batch.items = Array(unsafeUninitializedCapacity: n) { buf, initialized in
+                    var requests: [Int] = []
+                    let items = Array(unsafeUninitializedCapacity: n) { buf, initialized in
                         for i in 0..<n {
-                            if s.requestFlags.pop() { batch.requests.append(n - 1 - i) }
+                            if s.requestFlags.pop() { requests.append(n - 1 - i) }
                             (buf.baseAddress! + (n - 1 - i)).initialize(to: s.items.pop())
                         }
                         initialized = n
                     }
-                    return .some(batch)
+                    return .some(LaneBatch(items: items, requests: requests.reversed()))
                 }
                 if s.closed { return .some(nil) }
                 s.waiter = cont

@@ -101,7 +101,7 @@ public final class StreamWorker: Service, Sendable {
                         guard store.owns(record.partition) else { continue }
                         tracker.begin(record.topicPartition, record.offset, outputs: 1)
                         let request = record.topic == configuration.topics.requests
-                        lanes[Int(record.partition) % lanes.count].inbox.push(.record(record, receivedAt: .now, request: request), request: request)
+                        lanes[Int(record.partition) % lanes.count].inbox.push(.record(record, receivedAt: .now), request: request)
                         var load = tracker.load
                         while (load.inFlight > configuration.maxInFlight || load.uncommitted > configuration.maxUncommitted)
                                 && !stopping.load(ordering: .relaxed) {

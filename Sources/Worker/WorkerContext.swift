@@ -70,7 +70,7 @@ final class WorkerContext: Sendable {
             let categories = Set(out.items.compactMap { items.item(id: $0.itemId)?.category })
             metrics.feedDiversity.record(Double(categories.count) / Double(out.items.count))
         }
-        for (rule, n) in out.counters.counts where n > 0 { metrics.dropped(rule: rule.rawValue, n) }
+        for (rule, n) in out.counters.counts where n > 0 { metrics.dropped(rule, n) }
         if out.boundHit { metrics.searchBoundHits.increment() }
         logRanking(response, numItems: out.items.count, cacheHit: cacheHit)
     }

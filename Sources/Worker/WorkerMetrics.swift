@@ -15,7 +15,7 @@ public struct WorkerMetrics: Sendable {
     public let eventsDuplicate = Counter(label: "feedrank_events_duplicate_total")
     public let eventsUnknownItem = Counter(label: "feedrank_events_unknown_item_total")
     public let refreshes = Counter(label: "feedrank_activity_reranks_total")
-    /// User states written (user-state record + L4 + L2), one per user and state flush.
+    /// User states written (user-state record + L4 + L2), one per changed user and processing batch.
     public let stateWrites = Counter(label: "feedrank_state_writes_total")
     public let redisFailures = Counter(label: "feedrank_redis_failures_total")
     public let produceRetries = Counter(label: "feedrank_produce_retries_total")
@@ -25,20 +25,18 @@ public struct WorkerMetrics: Sendable {
 
     /// One counter per rule, made once: making one per ranking went through the metrics
     /// factory's registry (a lock and a lookup) for every rule of every ranking.
-    private let droppedByRule: [String: Counter]
+    private let droppedByRule: [DropReason: Counter]
 
     public init() {
         droppedByRule = Dictionary(uniqueKeysWithValues: DropReason.allCases.map {
-            ($0.rawValue, Counter(label: "feedrank_items_dropped_total", dimensions: [("rule", $0.rawValue)]))
+            ($0, Counter(label: "feedrank_items_dropped_total", dimensions: [("rule", $0.rawValue)]))
         })
     }
 
     public func cacheHit(_ type: String) { Counter(label: "cache_hits_total", dimensions: [("cache_type", type)]).increment() }
     public func cacheMiss(_ type: String) { Counter(label: "cache_misses_total", dimensions: [("cache_type", type)]).increment() }
     public func deadLetter(reason: String) { Counter(label: "feedrank_dlq_records_total", dimensions: [("reason", reason)]).increment() }
-    public func dropped(rule: String, _ n: Int) {
-        (droppedByRule[rule] ?? Counter(label: "feedrank_items_dropped_total", dimensions: [("rule", rule)])).increment(by: n)
-    }
+    public func dropped(_ rule: DropReason, _ n: Int) { droppedByRule[rule]!.increment(by: n) }
     public func lag(topic: String, partition: Int32, _ value: Int64) {
         Gauge(label: "feedrank_consumer_lag", dimensions: [("topic", topic), ("partition", String(partition))]).record(value)
     }

@@ -38,13 +38,17 @@ struct LaneInboxTests {
     func batches() async {
         let inbox = LaneInbox()
         for i in 0..<300 { inbox.push(.flushPartitions([Int32(i)], done: {}), request: i % 7 == 0) }
-        var seen: [Int32] = [], flagged: [Int32] = []
-        while seen.count < 300, let batch = await inbox.nextBatch(max: 128) {
+        var seen: [Int32] = [], flagged: [Int32] = [], positioned: [Int32] = []
+        while seen.count < 300, var batch = await inbox.nextBatch(max: 128) {
             #expect(batch.items.count <= 128)
-            for i in batch.requests { if case .flushPartitions(let p, _) = batch.items[i] { flagged.append(contentsOf: p) } }
-            flagged.sort()
-            for case .flushPartitions(let p, _) in batch.items.reversed() { seen.append(contentsOf: p) }
+            for i in batch.requests { if case .flushPartitions(let p, _) = batch.items[i] { positioned.append(contentsOf: p) } }
+            while let (work, request) = batch.next() {
+                guard case .flushPartitions(let p, _) = work else { continue }
+                seen.append(contentsOf: p)
+                if request { flagged.append(contentsOf: p) }
+            }
         }
+        #expect(positioned.sorted() == flagged, "request positions point at the flagged items")
         #expect(seen == (0..<300).map { Int32($0) })
         #expect(flagged == stride(from: 0, to: 300, by: 7).map { Int32($0) }, "the request flags travel with their items")
         inbox.push(.tick)
