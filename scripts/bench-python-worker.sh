@@ -69,7 +69,7 @@ done
 [ -f "$ready" ] || die "the worker did not join its group within 600 s (see $RUN_DIR/$RUN.worker.log)"
 
 log "phase 2: $ACTIVITY activity events as fast as possible"
-"${LG[@]}" worker --brokers "$BROKERS" "${TOPICS[@]}" --activity "$ACTIVITY" --events "$WORLD/events.jsonl" \
+"${LG[@]}" worker --brokers "$BROKERS" "${TOPICS[@]}" --activity "$ACTIVITY" ${LOADGEN_FLOOD:-} --events "$WORLD/events.jsonl" \
   --group "bench-$RUN" --timeout 900 --settle 2 --run-id "$RUN-a" | emit
 log "phase 3: $REQUESTS ranking requests as fast as possible"
 "${LG[@]}" worker --brokers "$BROKERS" "${TOPICS[@]}" --requests "$REQUESTS" --rate 0 --users "1:$users" \

@@ -8,6 +8,8 @@
 #   3. the Python worker (scripts/bench-python-worker.sh) with the same phases
 #   scripts/bench-worker.sh [100k|1m]     env: ACTIVITY (50000) REQUESTS (5000) PACED (3000) RATE (100)
 #                                              PARTITIONS (4) PYTHON=0 to skip the Python worker
+#                                              LOADGEN_FLOOD: extra loadgen flags for the flood (e.g.
+#                                              "--activity-linger-ms 1 --activity-compression none")
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$FEEDRANK_ROOT"
@@ -57,7 +59,7 @@ for _ in $(seq 600); do
 done
 log "feedrank serve ready: $(curl -s "http://127.0.0.1:$port/health")"
 log "phase 2: $ACTIVITY activity events as fast as possible"
-"${LG[@]}" worker --brokers "$BROKERS" "${TOPICS[@]}" --activity "$ACTIVITY" --events "$WORLD/events.jsonl" \
+"${LG[@]}" worker --brokers "$BROKERS" "${TOPICS[@]}" --activity "$ACTIVITY" ${LOADGEN_FLOOD:-} --events "$WORLD/events.jsonl" \
   --group "bench-$RUN" --timeout 900 --settle 2 --run-id "$RUN-a" | emit
 log "phase 3: $REQUESTS ranking requests as fast as possible"
 "${LG[@]}" worker --brokers "$BROKERS" "${TOPICS[@]}" --requests "$REQUESTS" --rate 0 --users "1:$users" --timeout 600 --run-id "$RUN-r" | emit

@@ -195,22 +195,31 @@ def worker_mode(args) -> dict:
                 m = USER.search(line)
                 if m is None:
                     raise RuntimeError(f"{args.events}:{len(lines) + 1}: no user_id")
-                lines.append((m.group(1), line))
+                # Whether the event asks for a re-rank is looked up here, before the clock starts:
+                # the load generator shares the machine's cores with the worker under test.
+                lines.append((m.group(1), line, REFRESH_ACTION.search(line) is not None))
                 if len(lines) >= args.activity:
                     break
+        # The flood has its own producer, batching like an upstream service would (linger,
+        # compression): a flood of small uncompressed produce requests costs the broker, which
+        # shares the cores with the worker under test, more than the worker's own traffic does.
+        flood = Producer(kafka_conf(args, **{"linger.ms": args.activity_linger_ms, "acks": "all",
+                                             "compression.type": args.activity_compression,
+                                             "partitioner": "murmur2_random"}))
+        pending = collector.pending_refresh
         t0 = time.perf_counter()
-        for i, (k, v) in enumerate(lines):
+        for i, (k, v, refresh) in enumerate(lines):
             if args.activity_rate:
                 wait = t0 + i / args.activity_rate - time.perf_counter()
                 if wait > 0:
                     time.sleep(wait)
-            if REFRESH_ACTION.search(v):
+            if refresh and k not in pending:
                 with collector.lock:
-                    collector.pending_refresh.setdefault(k if isinstance(k, bytes) else k.encode(), time.perf_counter())
-            produce(producer, args.activity_topic, k, v)
+                    pending.setdefault(k, time.perf_counter())
+            produce(flood, args.activity_topic, k, v)
             if i % 1000 == 0:
-                producer.poll(0)
-        producer.flush(60)
+                flood.poll(0)
+        flood.flush(60)
         t_sent = time.perf_counter()
         act = {"sent": len(lines), "produce_s": round(t_sent - t0, 3),
                "produce_per_s": round(len(lines) / max(t_sent - t0, 1e-9), 1)}
@@ -399,6 +408,10 @@ def main(argv=None) -> int:
     p.add_argument("--delete", action="store_true", help="topics mode: delete the topics instead")
     p.add_argument("--activity", type=int, default=0, help="activity records to send")
     p.add_argument("--activity-rate", type=float, default=0.0, help="activity records/s (0 = as fast as possible)")
+    p.add_argument("--activity-linger-ms", type=float, default=5.0,
+                   help="linger.ms of the activity flood's producer (librdkafka's default)")
+    p.add_argument("--activity-compression", default="lz4", choices=["none", "gzip", "snappy", "lz4", "zstd"],
+                   help="compression.type of the activity flood's producer")
     p.add_argument("--events", help="user-activity records to send (.jsonl)")
     p.add_argument("--group", help="the worker's group id: wait for it to commit all activity")
     p.add_argument("--requests", type=int, default=0, help="ranking requests to send")
