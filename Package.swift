@@ -76,13 +76,17 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
-        .executableTarget(name: "feedrank", dependencies: ["FeedRankCLI"]),
+        // jemalloc instead of glibc's malloc for the executables: the worker allocates per record
+        // on several threads (Swift values, librdkafka's messages, freed on another thread), where
+        // glibc's arenas cost ~8 % of a flood's CPU (BENCHMARKS.md, issue 6).
+        .executableTarget(name: "feedrank", dependencies: ["FeedRankCLI"],
+                          linkerSettings: [.linkedLibrary("jemalloc")]),
         .executableTarget(name: "feedrank-bench", dependencies: [
             "FeedRankCLI", "KafkaClient", "RedisClient", "LinearAlgebra", "VectorIndex",
             "RankingModel", "Ranking", "Worker",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
-        ], path: "Benchmarks/feedrank-bench"),
+        ], path: "Benchmarks/feedrank-bench", linkerSettings: [.linkedLibrary("jemalloc")]),
 
         // Fixtures shared by test targets (synthetic bundles, seeded randomness).
         .target(name: "TestSupport", dependencies: ["RankingModel", "Ranking", "VectorIndex"], path: "Tests/TestSupport"),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes a Debian bookworm machine ready to build, test and run FeedRank:
-#   1. Debian packages (hiredis, OpenBLAS, redis-server, kcat, librdkafka's build deps);
+#   1. Debian packages (hiredis, OpenBLAS, jemalloc, redis-server, kcat, librdkafka's build deps);
 #   2. librdkafka >= 2.8 built from Debian trixie's *source* package into .deps/librdkafka
 #      (bookworm's 2.0.2 cannot talk to the Tansu broker); feedrank links .deps/librdkafka/static
 #      (the archive only), so it cannot load bookworm's shared 2.0.2 at run time;
@@ -11,7 +11,7 @@ set -euo pipefail
 
 APT_PACKAGES=(
   build-essential pkg-config dpkg-dev curl ca-certificates
-  libhiredis-dev libopenblas-dev redis-server redis-tools kcat
+  libhiredis-dev libopenblas-dev libjemalloc-dev redis-server redis-tools kcat
   libssl-dev zlib1g-dev libzstd-dev liblz4-dev libsasl2-dev libcurl4-openssl-dev
   python3-venv
 )
