@@ -19,11 +19,12 @@ public final class KafkaProducer: Sendable {
     public static let defaults: [String: String] = [
         "partitioner": "murmur2_random",   // same partition as the Java client for a key
         "enable.idempotence": "true",      // no duplicates or reordering from retries
-        // librdkafka's own default. Against 2 (bench-worker, 2026-11-27, 2 + 2 interleaved runs):
-        // ranking responses/s +15-18 % (8,740 / 7,886 vs 7,382 / 6,907; fewer, fuller produce
-        // requests for the worker and the broker, which share the two cores), paced p50/p99
-        // +3 ms (40 / 66 vs 37 / 63 ms against a 33 / 58 ms broker round trip).
-        "linger.ms": "5",
+        // Fewer, fuller produce requests: less work for the producer's broker thread (poll,
+        // send, compression per batch) and for the broker. 5 (librdkafka's default) against 2
+        // (bench-worker, 2026-11-27): ranking responses/s +15-18 %, paced p50/p99 +3 ms; 10
+        // against 5 (2026-11-28, 400,000-event floods, 7 interleaved pairs): median 98,600 vs
+        // 89,900 events/s, the broker's CPU per flood ~12 % lower. Kafka Streams uses 100.
+        "linger.ms": "10",
         // Responses (~4 KB of JSON) and user states (~2.4 KB) shrink several-fold, so the broker
         // (which keeps producer compression: topics/*.json) stores and serves a fraction of the
         // bytes. Against none (bench-worker, activity flood of 400,000 events, 2026-11-27,

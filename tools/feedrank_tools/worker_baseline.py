@@ -140,7 +140,7 @@ class Worker:
                                   "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
                                   "fetch.wait.max.ms": 10, "partition.assignment.strategy": "range",
                                   **extra})
-        self.producer = Producer({**common, "linger.ms": 5, "compression.type": "lz4", "acks": "all",
+        self.producer = Producer({**common, "linger.ms": 10, "compression.type": "lz4", "acks": "all",
                                   "partitioner": "murmur2_random",
                                   **extra})
         self.states: dict = {}
