@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex", "LinearAlgebra"]),
         .testTarget(name: "RankingModelTests", dependencies: ["RankingModel", "LinearAlgebra"]),
         .testTarget(name: "RankingTests", dependencies: ["Ranking", "RankingModel", "VectorIndex", "TestSupport"]),
-        .testTarget(name: "WorkerTests", dependencies: ["Worker", "TestSupport"]),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker", "KafkaClient", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: [
             "FeedRankCLI", "Worker", "KafkaClient", "RedisClient", "Ranking", "RankingModel", "TestSupport",
         ]),

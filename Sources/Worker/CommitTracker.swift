@@ -28,6 +28,23 @@ final class CommitTracker: Sendable {
         update(tp) { $0.abandon(offset) }
     }
 
+    /// `complete` for several records under one lock (a user's coalesced state write or re-rank
+    /// finishes a dozen records at once, usually of one partition).
+    func complete(_ records: [(TopicPartition, Int64)]) {
+        guard !records.isEmpty else { return }
+        state.withLock { s in
+            var tp = records[0].0
+            var i = s.trackers.index(forKey: tp)
+            for (t, offset) in records {
+                if t != tp { tp = t; i = s.trackers.index(forKey: t) }
+                guard let i else { continue }
+                let before = s.trackers.values[i].active
+                s.trackers.values[i].complete(offset)
+                s.inFlight += s.trackers.values[i].active - before
+            }
+        }
+    }
+
     /// Runs `body` on the partition's tracker (made first when `creating`, else skipped when
     /// absent) and keeps `inFlight` in step. One hash lookup in the common case: this runs
     /// several times per record.

@@ -199,7 +199,7 @@ final class Lane: @unchecked Sendable {
             let stateJSON = state.jsonBytes()
             let u = encoder.embed(state: state, at: c.lastEventTs, device: rec.lastDevice)
             let outputs = Countdown(2) { [context] in
-                for (tp, o) in attached { context.tracker.complete(tp, o) }
+                context.tracker.complete(attached)
             }
             context.sink.produce(OutgoingRecord(topic: context.config.topics.state, partition: c.partition,
                                                 key: String(user), value: stateJSON, headers: headers)) { _ in
@@ -237,7 +237,7 @@ final class Lane: @unchecked Sendable {
             let attached = p.attached
             let firstTs = p.firstEventTs
             let outputs = Countdown(2) { [context] in
-                for (tp, o) in attached { context.tracker.complete(tp, o) }
+                context.tracker.complete(attached)
                 let ageMs = max(0, Int64(Date().timeIntervalSince1970 * 1000) - firstTs)
                 context.metrics.feedFreshness.recordNanoseconds(ageMs * 1_000_000)
             }
