@@ -9,7 +9,9 @@
 #   3. requests at full speed: REQUESTS (3000), every one ranked (context.fresh true)
 #   4. requests paced at RATE (100)/s: PACED (3000) -- end-to-end p50/p99
 #   5. the worker's own summary (SIGTERM)
-# Env: PARTITIONS (4), REDIS_DB (15), MAX_SECONDS (1200, the worker's hard stop).
+# Env: PARTITIONS (4), REDIS_DB (15), MAX_SECONDS (1200, the worker's hard stop), PY_WORKER_ARGS
+# (extra flags for tools/worker_baseline.py, e.g. "--kafka linger.ms=5"), LOADGEN_FLOOD (see
+# bench-worker.sh).
 # Topics are created per run (bench-<run>-*) and deleted at the end. Starts the local broker and
 # Redis only if they are down, and then stops only what it started, by PID.
 set -euo pipefail
@@ -58,7 +60,7 @@ ready="$RUN_DIR/$RUN.ready"
 "$PY" "$FEEDRANK_ROOT/tools/worker_baseline.py" --bundle "$WORLD/bundle" --brokers "$BROKERS" "${TOPICS[@]}" \
   --group "bench-$RUN" --redis "redis://127.0.0.1:$REDIS_PORT/$REDIS_DB" --key-prefix "bench-$RUN:" \
   --index-cache "$CACHE/faiss" \
-  --duration "$MAX_SECONDS" --ready-file "$ready" >"$RUN_DIR/$RUN.worker.json" 2>"$RUN_DIR/$RUN.worker.log" &
+  --duration "$MAX_SECONDS" --ready-file "$ready" ${PY_WORKER_ARGS:-} >"$RUN_DIR/$RUN.worker.json" 2>"$RUN_DIR/$RUN.worker.log" &
 worker_pid=$!
 log "worker pid $worker_pid; waiting for its group assignment (bundle + indexes load first)"
 for _ in $(seq 600); do
