@@ -46,7 +46,7 @@ public final class KafkaAdmin: Sendable {
         for spec in specs {
             guard let nt = rd_kafka_NewTopic_new(spec.name, Int32(spec.partitions), Int32(spec.replicationFactor),
                                                  &errbuf, errbuf.count) else {
-                throw KafkaError(code: .configuration, message: "topic \(spec.name): \(String(cString: errbuf))")
+                throw KafkaError(code: .configuration, message: "topic \(spec.name): \(String(errorBuffer: errbuf))")
             }
             newTopics.append(nt)
             for (k, v) in spec.config.sorted(by: { $0.key < $1.key }) {

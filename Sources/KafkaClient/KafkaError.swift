@@ -87,3 +87,11 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible, Equatable {
 
     static let closedClient = KafkaError(code: .closed, message: "the client is closed")
 }
+
+extension String {
+    /// The NUL-terminated text librdkafka wrote into an error buffer (`String(cString:)` on an
+    /// array is deprecated: it cannot see the array's end).
+    init(errorBuffer buffer: [CChar]) {
+        self.init(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

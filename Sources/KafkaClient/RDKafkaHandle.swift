@@ -22,7 +22,7 @@ final class RDKafkaHandle: @unchecked Sendable {
             let rc = rd_kafka_conf_set(conf, key, value, &errbuf, errbuf.count)
             if rc != RD_KAFKA_CONF_OK {
                 rd_kafka_conf_destroy(conf)
-                let detail = String(cString: errbuf)
+                let detail = String(errorBuffer: errbuf)
                 // Secrets stay out of logs; an unknown name may have come from the environment
                 // (a variable meant for something else, e.g. FEEDRANK_KAFKA_PORT).
                 let shown = key.contains("password") || key.contains("secret") ? "<redacted>" : value
@@ -38,7 +38,7 @@ final class RDKafkaHandle: @unchecked Sendable {
         guard let rk = rd_kafka_new(kind == .producer ? RD_KAFKA_PRODUCER : RD_KAFKA_CONSUMER,
                                     conf, &errbuf, errbuf.count) else {
             rd_kafka_conf_destroy(conf)
-            throw KafkaError(code: .configuration, message: "cannot create Kafka client: \(String(cString: errbuf))")
+            throw KafkaError(code: .configuration, message: "cannot create Kafka client: \(String(errorBuffer: errbuf))")
         }
         self.pointer = rk
         self.kind = kind
