@@ -124,7 +124,7 @@ public final class BatchSourcePicks {
 
     /// As `FeedRanker.promotedCandidateRows`, from exact dot products.
     private func promotedPicks(_ u: UnsafeBufferPointer<Float>, users: Range<Int>, inputs: [RankingInput],
-                               impressed: [ItemIdSet], into out: inout [SourcePicks]) {
+                               impressed: [IdCounts], into out: inout [SourcePicks]) {
         let rows = catalog.promotedRows
         guard !rows.isEmpty, let src = catalog.promotedSource else { return }
         let e = src.count

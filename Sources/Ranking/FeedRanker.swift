@@ -221,7 +221,7 @@ public final class FeedRanker {
     /// dot products over the category's contiguous fresh slice picks them, with a margin of
     /// `approximationMargin` for the approximation; the picked rows are then scored exactly like
     /// every other candidate.
-    private func freshCandidates(cat: Int, at: Int64, impressed: ItemIdSet) -> [Int32] {
+    private func freshCandidates(cat: Int, at: Int64, impressed: IdCounts) -> [Int32] {
         let k = catalog.retrieval.freshPerCategory
         guard k > 0, cat < catalog.freshSource.count else { return [] }
         let src = catalog.freshSource[cat]
@@ -249,7 +249,7 @@ public final class FeedRanker {
     /// the order between them), the best by approximate dot product among the eligible ones
     /// (quality floor, not recently shown), as many as there are slots within the list plus
     /// `approximationMargin`. The picked rows are then scored exactly.
-    private func promotedCandidateRows(at: Int64, impressed: ItemIdSet, numItems: Int) -> [Int32] {
+    private func promotedCandidateRows(at: Int64, impressed: IdCounts, numItems: Int) -> [Int32] {
         let rows = catalog.promotedRows
         let rules = catalog.rules
         let slots = rules.promotedSlots.filter { $0 <= numItems }.count
@@ -267,7 +267,7 @@ public final class FeedRanker {
     /// the entries in `fresh` and the best `m` of the others (the boost changes the order
     /// between the two groups, not within them).
     static func promotedPicks(_ src: FreshSlice, dots: UnsafePointer<Float>, fresh: Range<Int>, m: Int,
-                              impressed: ItemIdSet) -> [Int32] {
+                              impressed: IdCounts) -> [Int32] {
         var newer = TopRows(k: m), older = TopRows(k: m)
         src.offer(fresh, dots: dots, dotsBase: 0, impressed: impressed, to: &newer)
         src.offer(0..<fresh.lowerBound, dots: dots, dotsBase: 0, impressed: impressed, to: &older)
@@ -310,7 +310,7 @@ public final class FeedRanker {
 struct CandidatePass {
     let catalog: RankingCatalog
     let at: Int64
-    let impressed: ItemIdSet
+    let impressed: IdCounts
     let explain: Bool
     let u: [Float]
     var scored = 0
@@ -328,8 +328,8 @@ struct CandidatePass {
     }
 
     /// Rule 3's recently shown items: impressions in [at - window, at].
-    static func impressedItems(_ state: UserState?, at: Int64, windowMs: Int64) -> ItemIdSet {
-        var seen = ItemIdSet.empty
+    static func impressedItems(_ state: UserState?, at: Int64, windowMs: Int64) -> IdCounts {
+        var seen = IdCounts.empty
         if let state {
             let from = at - windowMs
             for imp in state.impressions where imp.ts >= from && imp.ts <= at { seen.insert(imp.itemId) }

@@ -47,7 +47,7 @@ public enum GreedySelector {
         sel.items.reserveCapacity(numItems)
         var next = [Int](repeating: 0, count: categories.count)
         var picks = [Int](repeating: 0, count: categories.count)
-        var creatorPicks = CreatorCounts(expected: numItems)
+        var creatorPicks = IdCounts(expected: numItems)
         var flagged = [Bool](repeating: false, count: categories.count)
         // A category whose retrieved candidates were all ineligible has run dry before the
         // first draw: its unretrieved items may belong in the list.
@@ -123,40 +123,6 @@ public enum GreedySelector {
         }
         sel.unplacedPromoted = Array(promoted[promotedNext...])
         return sel
-    }
-}
-
-/// Items picked per creator during one selection: open addressing over a power-of-two table
-/// sized for the list (at most one entry per organic pick), cheaper than a Dictionary's
-/// hashing on every draw.
-struct CreatorCounts {
-    private var keys: [Int64]
-    private var counts: [Int32]
-    private let shift: UInt64
-
-    init(expected: Int) {
-        var size = 16
-        while size < 2 * expected { size <<= 1 }
-        keys = [Int64](repeating: 0, count: size)
-        counts = [Int32](repeating: 0, count: size)
-        shift = UInt64(64 - size.trailingZeroBitCount)
-    }
-
-    /// The slot of `id`, or the empty slot where it would go (count 0 marks empty).
-    @inline(__always)
-    private func slot(_ id: Int64) -> Int {
-        let mask = keys.count - 1
-        var i = Int(truncatingIfNeeded: (UInt64(bitPattern: id) &* 0x9E37_79B9_7F4A_7C15) >> shift)
-        while counts[i] != 0 && keys[i] != id { i = (i + 1) & mask }
-        return i
-    }
-
-    subscript(id: Int64) -> Int { Int(counts[slot(id)]) }
-
-    mutating func increment(_ id: Int64) {
-        let i = slot(id)
-        keys[i] = id
-        counts[i] += 1
     }
 }
 

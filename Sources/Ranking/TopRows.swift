@@ -47,7 +47,7 @@ extension FreshSlice {
     /// Most entries cannot enter once `best` is full: `ThresholdScan` skips to the next dot
     /// above its threshold (the scalar loop was an eighth of a ranking at 1M items, over
     /// ~30,000 fresh rows).
-    func offer(_ range: Range<Int>, dots: UnsafePointer<Float>, dotsBase: Int, impressed: ItemIdSet,
+    func offer(_ range: Range<Int>, dots: UnsafePointer<Float>, dotsBase: Int, impressed: IdCounts,
                to best: inout TopRows) {
         guard !range.isEmpty else { return }
         let p = dots + (range.lowerBound - dotsBase)
