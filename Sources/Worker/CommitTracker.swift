@@ -8,6 +8,13 @@ final class CommitTracker: Sendable {
         var trackers: [TopicPartition: OffsetTracker] = [:]
         var committed: [TopicPartition: Int64] = [:]
         var inFlight = 0
+
+        /// Runs `body` on the tracker at `i`, keeping `inFlight` in step.
+        mutating func mutate(at i: Dictionary<TopicPartition, OffsetTracker>.Index, _ body: (inout OffsetTracker) -> Void) {
+            let before = trackers.values[i].active
+            body(&trackers.values[i])
+            inFlight += trackers.values[i].active - before
+        }
     }
     private let state = Mutex(State())
 
@@ -38,9 +45,7 @@ final class CommitTracker: Sendable {
             for (t, offset) in records {
                 if t != tp { tp = t; i = s.trackers.index(forKey: t) }
                 guard let i else { continue }
-                let before = s.trackers.values[i].active
-                s.trackers.values[i].complete(offset)
-                s.inFlight += s.trackers.values[i].active - before
+                s.mutate(at: i) { $0.complete(offset) }
             }
         }
     }
@@ -56,9 +61,7 @@ final class CommitTracker: Sendable {
                 found = s.trackers.index(forKey: tp)
             }
             guard let i = found else { return }
-            let before = s.trackers.values[i].active
-            body(&s.trackers.values[i])
-            s.inFlight += s.trackers.values[i].active - before
+            s.mutate(at: i, body)
         }
     }
 
