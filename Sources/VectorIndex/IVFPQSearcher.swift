@@ -29,6 +29,9 @@ public final class IVFPQSearcher {
     /// 32 bytes the fast-scan kernel may store to (see `FastScan.accumulate`).
     let sink: UnsafeMutableRawPointer
     let sums: UnsafeMutablePointer<UInt16>
+    /// A list's block sums for `scanFastScanBounded` (32 per block).
+    var blockSums = UnsafeMutablePointer<UInt16>.allocate(capacity: 64 * 32)
+    var blockSumCapacity = 64
     let probes: UnsafeMutablePointer<Neighbor>
     var probeHeap = TopKHeap(capacity: 1)
     var refineHeap = TopKHeap(capacity: 1)
@@ -69,7 +72,7 @@ public final class IVFPQSearcher {
 
     deinit {
         coarse.deallocate(); lut.deallocate(); lut8.deallocate(); kernelTable.deallocate(); sink.deallocate()
-        sums.deallocate(); probes.deallocate(); results.deallocate(); rowPointers.deallocate()
+        sums.deallocate(); blockSums.deallocate(); probes.deallocate(); results.deallocate(); rowPointers.deallocate()
         probeHeap.deallocate(); refineHeap.deallocate(); batchResultBuffer?.deallocate()
         for h in heaps { h.deallocate() }
     }
@@ -292,6 +295,15 @@ public final class IVFPQSearcher {
         let listBase = base + lutBias, inv = lutInvScale, scale = 1 / lutInvScale
         statistics.entriesScanned += (endBlock - firstBlock) * 32
         statistics.codeBytesScanned += (endBlock - firstBlock) * blockBytes
+        // An empty heap (a label's best list) would take every entry until full and then most
+        // of the good ones as the threshold creeps up: ~k·(1 + ln(n/k)) sorted insertions. Its
+        // blocks are summed first instead, and the k-th largest of the 32 lane maxima, a sum
+        // that at least k entries of this list reach, is the bar from the start.
+        if heap.count == 0, predicate == nil, heap.capacity > 0, heap.capacity <= 32, endBlock - firstBlock >= 2 {
+            scanFastScanBounded(codes: codes, ids: ids, range: range, blocks: firstBlock..<endBlock, listBase: listBase,
+                                inv: inv, heap: &heap, table: kernelTable)
+            return
+        }
         var threshold = heap.threshold
         for b in firstBlock..<endBlock {
             // The 16-bit sum an entry needs to reach the heap.
@@ -319,6 +331,74 @@ public final class IVFPQSearcher {
                 }
             }
         }
+    }
+
+    /// `scanFastScan` into an empty heap: every block's sums into `blockSums` with the lane-wise
+    /// maxima over the in-range entries, then only the entries at or above the k-th largest
+    /// maximum are offered to the heap (the same top-k: at least k entries reach that sum, so
+    /// nothing below it can be kept).
+    func scanFastScanBounded(codes: UnsafePointer<UInt8>, ids: UnsafePointer<Int64>, range: Range<Int>,
+                             blocks: Range<Int>, listBase: Float, inv: Float, heap: inout TopKHeap,
+                             table kernelTable: UnsafePointer<UInt8>) {
+        let mm = m, blockBytes = 16 * m
+        ensureBlockSums(blocks.count)
+        let buf = UnsafeMutableRawPointer(blockSums)
+        var maxEven = SIMD16<UInt16>(), maxOdd = SIMD16<UInt16>()
+        for b in blocks {
+            var (even, odd) = FastScan.accumulate(kernelTable, block: codes + b * blockBytes, subquantizers: mm, sink: sink)
+            let at = (b - blocks.lowerBound) * 64
+            buf.storeBytes(of: even, toByteOffset: at, as: SIMD16<UInt16>.self)
+            buf.storeBytes(of: odd, toByteOffset: at + 32, as: SIMD16<UInt16>.self)
+            if b * 32 < range.lowerBound || b * 32 + 32 > range.upperBound {
+                // A block the range only partly covers: its other lanes do not count.
+                for lane in 0..<32 where !range.contains(b * 32 + FastScan.entry(ofLane: lane)) {
+                    if lane < 16 { even[lane] = 0 } else { odd[lane - 16] = 0 }
+                }
+            }
+            maxEven = pointwiseMax(maxEven, even)
+            maxOdd = pointwiseMax(maxOdd, odd)
+        }
+        // The largest lane maximum v that at least k lane maxima reach (0 -- no bar -- when fewer
+        // than k lanes saw an entry; a real entry summing to 0 only makes the bar lower).
+        let k = heap.capacity
+        var bar: UInt16 = 0
+        for lane in 0..<32 {
+            let v = lane < 16 ? maxEven[lane] : maxOdd[lane - 16]
+            guard v > bar else { continue }
+            if FastScan.lanes(maxEven, maxOdd, atLeast: v).nonzeroBitCount / 2 >= k { bar = v }
+        }
+        let scale = 1 / inv
+        var threshold = heap.threshold
+        for b in blocks {
+            let need = (threshold - listBase) * scale
+            if need > 65535 { return }
+            let needQ = max(bar, need <= 0 ? UInt16(0) : UInt16(need))
+            let at = (b - blocks.lowerBound) * 64
+            let even = buf.load(fromByteOffset: at, as: SIMD16<UInt16>.self)
+            let odd = buf.load(fromByteOffset: at + 32, as: SIMD16<UInt16>.self)
+            var bits = FastScan.lanes(even, odd, atLeast: needQ)
+            let blockStart = b * 32
+            while bits != 0 {
+                let bit = bits.trailingZeroBitCount
+                bits &= ~(UInt64(3) << UInt64(bit & ~1))
+                let lane = bit >> 1
+                let pos = blockStart + FastScan.entry(ofLane: lane)
+                guard range.contains(pos) else { continue }
+                let sum = lane < 16 ? even[lane] : odd[lane - 16]
+                let score = listBase + Float(sum) * inv
+                if score > threshold {
+                    heap.push(score, ids[pos])
+                    threshold = heap.threshold
+                }
+            }
+        }
+    }
+
+    func ensureBlockSums(_ blocks: Int) {
+        guard blocks > blockSumCapacity else { return }
+        blockSums.deallocate()
+        blockSumCapacity = max(blocks, 2 * blockSumCapacity)
+        blockSums = .allocate(capacity: blockSumCapacity * 32)
     }
 
     /// Writes the final top-k into `out`: the heap's entries re-scored exactly when a vector

@@ -64,6 +64,26 @@ struct IndexTests {
         #expect(index.labels == [0, 1, 2, 3, 4])
     }
 
+    @Test("a 4-bit scan into an empty top-k (block sums first, then the k-th lane maximum as the bar) keeps what scanning every entry keeps",
+          arguments: [1, 5, 16, 32])
+    func boundedFirstListScanKeepsTheTopK(k: Int) throws {
+        // Label runs start and end inside 32-entry blocks, so the partial-block masking counts.
+        let index = try makeIndex(Self.data, m: 8, bits: 4, labelCount: 5)
+        let searcher = index.makeSearcher()
+        for qi in 0..<Self.queries.count {
+            let q = Self.queries.row(qi)
+            for label in 0..<5 {
+                for nprobe in [1, 3] {
+                    let params = SearchParameters(nprobe: nprobe)
+                    // k > 32 keeps a binary heap, which offers it every entry.
+                    let all = searcher.search(q, k: 100_000, parameters: params, filter: .label(UInt16(label)))
+                    let top = searcher.search(q, k: k, parameters: params, filter: .label(UInt16(label)))
+                    #expect(top.map(\.score) == Array(all.prefix(k)).map(\.score), "query \(qi) label \(label) nprobe \(nprobe)")
+                }
+            }
+        }
+    }
+
     @Test("per-label search returns, for each label, what a single-label search returns")
     func perLabelSearchMatchesSingleLabelSearches() throws {
         let index = try makeIndex(Self.data, m: 8, bits: 4, labelCount: 6)
