@@ -86,6 +86,31 @@ enum FastScan {
         #endif
     }
 
+    /// `(even, odd)` with the lanes whose entry (`entry(ofLane:)`, 0..<32 within the block) is
+    /// outside `entries` set to 0.
+    @inline(__always)
+    static func zeroingLanes(_ even: SIMD16<UInt16>, _ odd: SIMD16<UInt16>,
+                             outside entries: Range<Int>) -> (SIMD16<UInt16>, SIMD16<UInt16>) {
+        let lo = Int16(clamping: max(-1, min(33, entries.lowerBound))), hi = Int16(clamping: max(-1, min(33, entries.upperBound)))
+        #if arch(x86_64)
+        // Even lane i is entry (i / 8)·16 + 2·(i % 8); odd lane i the entry after it.
+        let evenAt = _mm256_setr_epi16(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+        let oddAt = _mm256_add_epi16(evenAt, _mm256_set1_epi16(1))
+        let loM1 = _mm256_set1_epi16(lo &- 1), hiV = _mm256_set1_epi16(hi)
+        func keep(_ v: SIMD16<UInt16>, _ at: __m256i) -> SIMD16<UInt16> {
+            let inside = _mm256_and_si256(_mm256_cmpgt_epi16(at, loM1), _mm256_cmpgt_epi16(hiV, at))
+            return unsafeBitCast(_mm256_and_si256(unsafeBitCast(v, to: __m256i.self), inside), to: SIMD16<UInt16>.self)
+        }
+        return (keep(even, evenAt), keep(odd, oddAt))
+        #else
+        var e = even, o = odd
+        for lane in 0..<32 where !(Int(lo)..<Int(max(lo, hi))).contains(entry(ofLane: lane)) {
+            if lane < 16 { e[lane] = 0 } else { o[lane - 16] = 0 }
+        }
+        return (e, o)
+        #endif
+    }
+
     /// Sums of the quantized table entries of the 32 entries of one packed block (lane order:
     /// `entry(ofLane:)`). `table` is the kernel table (`kernelTable`); `sink` is 32 writable
     /// bytes the portable fallback stores to.

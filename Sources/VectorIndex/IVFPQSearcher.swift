@@ -351,9 +351,7 @@ public final class IVFPQSearcher {
             buf.storeBytes(of: odd, toByteOffset: at + 32, as: SIMD16<UInt16>.self)
             if b * 32 < range.lowerBound || b * 32 + 32 > range.upperBound {
                 // A block the range only partly covers: its other lanes do not count.
-                for lane in 0..<32 where !range.contains(b * 32 + FastScan.entry(ofLane: lane)) {
-                    if lane < 16 { even[lane] = 0 } else { odd[lane - 16] = 0 }
-                }
+                (even, odd) = FastScan.zeroingLanes(even, odd, outside: (range.lowerBound - b * 32)..<(range.upperBound - b * 32))
             }
             maxEven = pointwiseMax(maxEven, even)
             maxOdd = pointwiseMax(maxOdd, odd)

@@ -165,4 +165,19 @@ struct QuantizerTests {
             }
         }
     }
+
+    @Test("4-bit fast-scan: zeroing the lanes outside an entry range keeps exactly the lanes whose entry is inside it")
+    func zeroingLanesKeepsTheEntriesInRange() {
+        let even = SIMD16<UInt16>((0..<16).map { UInt16(100 + $0) }), odd = SIMD16<UInt16>((0..<16).map { UInt16(200 + $0) })
+        for lo in -3...34 {
+            for hi in lo...35 {
+                let (e, o) = FastScan.zeroingLanes(even, odd, outside: lo..<hi)
+                for lane in 0..<32 {
+                    let inside = (lo..<hi).contains(FastScan.entry(ofLane: lane))
+                    let got = lane < 16 ? e[lane] : o[lane - 16], was = lane < 16 ? even[lane] : odd[lane - 16]
+                    #expect(got == (inside ? was : 0), "lane \(lane) range \(lo)..<\(hi)")
+                }
+            }
+        }
+    }
 }
