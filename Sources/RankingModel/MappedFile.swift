@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import LinearAlgebra
 
 /// A read-only memory mapping of a whole file. The mapping lives as long as this object;
 /// pointers into `bytes` must not outlive it.
@@ -13,8 +14,12 @@ final class MappedFile: @unchecked Sendable {
     /// The file's bytes (empty for an empty file).
     let bytes: UnsafeRawBufferPointer
     private let mapped: Bool
+    /// Set when the file was copied to huge pages (`resident`); `bytes` then points into it.
+    private let copy: HugePageMemory?
 
-    init(path: String, name: String) throws(ModelError) {
+    /// `resident`: a large file read at random (the embedding matrix) is copied to memory backed
+    /// by huge pages (`HugePageMemory`) and its mapping dropped.
+    init(path: String, name: String, resident: Bool = false) throws(ModelError) {
         self.name = name
         self.path = path
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -35,13 +40,23 @@ final class MappedFile: @unchecked Sendable {
         if size == 0 {
             bytes = UnsafeRawBufferPointer(start: nil, count: 0)
             mapped = false
+            copy = nil
             return
         }
         let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
         guard let p, p != MAP_FAILED else {
             throw ModelError(.unreadableFile, "\(name): cannot map \(path): \(String(cString: strerror(errno)))")
         }
-        bytes = UnsafeRawBufferPointer(start: p, count: size)
+        let file = UnsafeRawBufferPointer(start: p, count: size)
+        if resident, HugePageMemory.shouldCopy(byteCount: size), let c = HugePageMemory(copying: file) {
+            munmap(p, size)
+            copy = c
+            bytes = c.bytes
+            mapped = false
+            return
+        }
+        copy = nil
+        bytes = file
         mapped = true
     }
 

@@ -26,7 +26,7 @@ extension ModelBundle {
         let manifestBytes = try MappedFile(path: "\(dir)/\(manifestFile)", name: manifestFile)
         let manifest = try Manifest.parse(Array(manifestBytes.bytes))
 
-        let weights = try MappedFile(path: "\(dir)/\(weightsFile)", name: weightsFile)
+        let weights = try MappedFile(path: "\(dir)/\(weightsFile)", name: weightsFile, resident: true)
         let st = try SafeTensors(file: weights)
         let tower = try loadTower(st, manifest: manifest)
 

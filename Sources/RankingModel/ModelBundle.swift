@@ -1,6 +1,7 @@
 /// A loaded model bundle (contract section 2): manifest, user tower, and the item catalogue with
-/// its embedding matrix. The item matrix stays in the memory-mapped weights file (no copy);
-/// row r of the matrix is `items[r]`. Immutable and safe to share across threads.
+/// its embedding matrix. The item matrix is read in place from the weights file: memory-mapped,
+/// or for a large file a copy on huge pages (`HugePageMemory`); row r of the matrix is
+/// `items[r]`. Immutable and safe to share across threads.
 public final class ModelBundle: @unchecked Sendable {
     public let directory: String
     public let manifest: Manifest

@@ -123,12 +123,13 @@ extension IVFPQIndex {
         }
     }
 
-    /// Opens an index file by memory-mapping it: the inverted lists are searched in place (a
-    /// list is copied only when an add/remove changes it). `expectedDimension` turns a
+    /// Opens an index file by memory-mapping it (a large file is copied to huge pages instead,
+    /// `HugePageMemory`): the inverted lists are searched in place (a list is copied only when an
+    /// add/remove changes it). `expectedDimension` turns a
     /// dimension mismatch into an `incompatibleFile` error naming both values.
     public static func load(from path: String, expectedDimension: Int? = nil,
                             verifyChecksum: Bool = true) throws(VectorIndexError) -> IVFPQIndex {
-        let file = try MappedFile(path: path)
+        let file = try MappedFile(path: path, resident: true)
         let base = file.base, size = file.size
         func corrupt(_ what: String) -> VectorIndexError { VectorIndexError(.corruptFile, "\(path): \(what)") }
         guard size >= IndexFileFormat.headerBytes else { throw corrupt("\(size) bytes is too short for an index header") }

@@ -3,14 +3,19 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import LinearAlgebra
 
 /// A read-only memory mapping of a whole file, unmapped when the last reference goes away.
 final class MappedFile: @unchecked Sendable {
     let base: UnsafeRawPointer
     let size: Int
     let path: String
+    /// Set when the file was copied to huge pages (`resident`); `base` then points into it.
+    private let copy: HugePageMemory?
 
-    init(path: String) throws(VectorIndexError) {
+    /// `resident`: a large file searched at random (an index's codes) is copied to memory backed
+    /// by huge pages (`HugePageMemory`) and its mapping dropped.
+    init(path: String, resident: Bool = false) throws(VectorIndexError) {
         self.path = path
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw VectorIndexError(.io, "\(path): cannot open (\(String(cString: strerror(errno))))") }
@@ -23,8 +28,16 @@ final class MappedFile: @unchecked Sendable {
         guard let p, p != MAP_FAILED else {
             throw VectorIndexError(.io, "\(path): cannot map \(size) bytes (\(String(cString: strerror(errno))))")
         }
+        if resident, HugePageMemory.shouldCopy(byteCount: size),
+           let c = HugePageMemory(copying: UnsafeRawBufferPointer(start: p, count: size)) {
+            munmap(p, size)
+            copy = c
+            base = c.bytes.baseAddress!
+            return
+        }
+        copy = nil
         base = UnsafeRawPointer(p)
     }
 
-    deinit { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+    deinit { if copy == nil { munmap(UnsafeMutableRawPointer(mutating: base), size) } }
 }

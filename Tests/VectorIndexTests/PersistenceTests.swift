@@ -1,5 +1,6 @@
 import Testing
 @testable import VectorIndex
+import LinearAlgebra
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,6 +26,25 @@ struct PersistenceTests {
         let f = fopen(path, "wb")!
         _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
         fclose(f)
+    }
+
+    @Test("a large file opened resident is a 2 MiB-aligned copy of its bytes; a small one stays mapped")
+    func residentFileIsAnAlignedCopy() throws {
+        let big = temporaryPath("resident-big.bin"), small = temporaryPath("resident-small.bin")
+        defer { unlink(big); unlink(small) }
+        var rng = SplitMix64(seed: 5)
+        let bytes = (0..<(HugePageMemory.minimumBytes + 12_345)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        writeBytes(big, bytes)
+        writeBytes(small, Array(bytes.prefix(4096)))
+        let copied = HugePageMemory.shouldCopy(byteCount: bytes.count)
+        let file = try MappedFile(path: big, resident: true)
+        #expect(file.size == bytes.count)
+        #expect(UnsafeRawBufferPointer(start: file.base, count: file.size).elementsEqual(bytes))
+        // Copied (unless FEEDRANK_HUGE_PAGES=0 is set for the test run) to a huge-page boundary.
+        if copied { #expect(Int(bitPattern: file.base) % (2 << 20) == 0) }
+        let mapped = try MappedFile(path: small, resident: true)
+        #expect(UnsafeRawBufferPointer(start: mapped.base, count: mapped.size).elementsEqual(bytes.prefix(4096)))
+        #expect(!HugePageMemory.shouldCopy(byteCount: 4096))
     }
 
     @Test("save then load (mapped) gives identical search results, and the loaded index accepts updates",

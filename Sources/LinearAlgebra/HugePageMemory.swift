@@ -1,0 +1,56 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Anonymous memory the kernel is asked to back with transparent huge pages (2 MiB on x86-64),
+/// for the large read-mostly tables ranking reads at random: the item embedding matrix and the
+/// IVF-PQ index's codes. Memory-mapped from their files they sit on 4 KiB pages, and at a
+/// million items nearly every candidate's row costs a TLB miss and a page walk on top of its
+/// cache misses (BENCHMARKS.md, issue 5: 2–9 % more rankings/s with the copy).
+///
+/// Where the kernel has transparent huge pages off (or only "never"), the copy is still made
+/// and simply stays on small pages. `FEEDRANK_HUGE_PAGES=0` in the environment turns the copy
+/// off: the files then stay memory-mapped (shared page cache between processes, less memory).
+public final class HugePageMemory: @unchecked Sendable {
+    /// The copy; valid as long as this object lives.
+    public let bytes: UnsafeRawBufferPointer
+    private let mapping: UnsafeMutableRawPointer
+    private let mappingLength: Int
+
+    /// Files at least this large are worth the copy (smaller ones fit a few hundred small pages).
+    public static let minimumBytes = 16 << 20
+
+    /// Whether a file of `byteCount` bytes should be copied: large enough, and not turned off.
+    public static func shouldCopy(byteCount: Int) -> Bool {
+        guard byteCount >= minimumBytes else { return false }
+        if let v = getenv("FEEDRANK_HUGE_PAGES"), String(cString: v) == "0" { return false }
+        return true
+    }
+
+    /// A copy of `source` at a 2 MiB-aligned address; nil when the memory cannot be had (the
+    /// caller keeps its mapping then).
+    public init?(copying source: UnsafeRawBufferPointer) {
+        let huge = 2 << 20
+        let length = (source.count + huge - 1) / huge * huge
+        // One extra huge page so the copy can start on a 2 MiB boundary.
+        let total = length + huge
+        #if canImport(Glibc)
+        let p = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        #else
+        let p = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON, -1, 0)
+        #endif
+        guard let p, p != MAP_FAILED, let base = source.baseAddress else { return nil }
+        let aligned = UnsafeMutableRawPointer(bitPattern: (Int(bitPattern: p) + huge - 1) / huge * huge)!
+        #if canImport(Glibc)
+        _ = madvise(aligned, length, MADV_HUGEPAGE)
+        #endif
+        aligned.copyMemory(from: base, byteCount: source.count)
+        mapping = p
+        mappingLength = total
+        bytes = UnsafeRawBufferPointer(start: aligned, count: source.count)
+    }
+
+    deinit { munmap(mapping, mappingLength) }
+}
