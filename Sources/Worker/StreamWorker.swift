@@ -80,8 +80,9 @@ public final class StreamWorker: Service, Sendable {
             "items": "\(catalog.bundle.itemCount)", "index": "\(catalog.index.map { "IVF\($0.nlist),\($0.count) items" } ?? "exact")",
         ])
 
-        try await withGracefulShutdownHandler {
-            try await withThrowingTaskGroup(of: Void.self) { group in
+        await withGracefulShutdownHandler {
+            // Every error inside is caught and recorded in `fatal`: a plain task group.
+            await withTaskGroup(of: Void.self) { group in
                 for lane in lanes { group.addTask { await lane.run() } }
                 group.addTask { [self] in await periodic(every: .milliseconds(configuration.commitIntervalMs), blocking: true) { self.commit(consumer) } }
                 group.addTask { [self] in
@@ -121,7 +122,7 @@ public final class StreamWorker: Service, Sendable {
                 await drain(sink: sink)
                 commit(consumer)
                 group.cancelAll()
-                while let _ = try? await group.next() {}
+                while let _ = await group.next() {}
             }
         } onGracefulShutdown: { [self] in
             logger.info("graceful shutdown requested")
