@@ -311,24 +311,35 @@ public final class IVFPQSearcher {
             if need > 65535 { return }      // nothing left in this list can enter
             let needQ = need <= 0 ? UInt16(0) : UInt16(need)
             let (even, odd) = FastScan.accumulate(kernelTable, block: codes + b * blockBytes, subquantizers: mm, sink: sink)
-            var bits = FastScan.lanes(even, odd, atLeast: needQ)
+            let bits = FastScan.lanes(even, odd, atLeast: needQ)
             guard bits != 0 else { continue }
             let raw = UnsafeMutableRawPointer(sums)
             raw.storeBytes(of: even, as: SIMD16<UInt16>.self)
             raw.storeBytes(of: odd, toByteOffset: 32, as: SIMD16<UInt16>.self)
-            let blockStart = b * 32
-            while bits != 0 {
-                let bit = bits.trailingZeroBitCount
-                bits &= ~(UInt64(3) << UInt64(bit & ~1))
-                let lane = bit >> 1
-                let pos = blockStart + FastScan.entry(ofLane: lane)
-                guard range.contains(pos) else { continue }
-                let score = listBase + Float(sums[lane]) * inv
-                if score > threshold {
-                    if let predicate, !predicate(ids[pos]) { continue }
-                    heap.push(score, ids[pos])
-                    threshold = heap.threshold
-                }
+            offerLanes(bits, sums: sums, blockStart: b * 32, range: range, listBase: listBase, inv: inv, ids: ids,
+                       predicate: predicate, heap: &heap, threshold: &threshold)
+        }
+    }
+
+    /// Offers to `heap` the entries of one block whose lanes are set in `bits` (`FastScan.lanes`)
+    /// and whose position is in `range`: score = listBase + sums[lane] · inv, pushed when it
+    /// beats `threshold` (kept equal to the heap's) and `predicate` accepts its id.
+    @inline(__always)
+    func offerLanes(_ bits: UInt64, sums: UnsafePointer<UInt16>, blockStart: Int, range: Range<Int>, listBase: Float,
+                    inv: Float, ids: UnsafePointer<Int64>, predicate: ((Int64) -> Bool)?, heap: inout TopKHeap,
+                    threshold: inout Float) {
+        var bits = bits
+        while bits != 0 {
+            let bit = bits.trailingZeroBitCount
+            bits &= ~(UInt64(3) << UInt64(bit & ~1))
+            let lane = bit >> 1
+            let pos = blockStart + FastScan.entry(ofLane: lane)
+            guard range.contains(pos) else { continue }
+            let score = listBase + Float(sums[lane]) * inv
+            if score > threshold {
+                if let predicate, !predicate(ids[pos]) { continue }
+                heap.push(score, ids[pos])
+                threshold = heap.threshold
             }
         }
     }
@@ -374,21 +385,10 @@ public final class IVFPQSearcher {
             let at = (b - blocks.lowerBound) * 64
             let even = buf.load(fromByteOffset: at, as: SIMD16<UInt16>.self)
             let odd = buf.load(fromByteOffset: at + 32, as: SIMD16<UInt16>.self)
-            var bits = FastScan.lanes(even, odd, atLeast: needQ)
-            let blockStart = b * 32
-            while bits != 0 {
-                let bit = bits.trailingZeroBitCount
-                bits &= ~(UInt64(3) << UInt64(bit & ~1))
-                let lane = bit >> 1
-                let pos = blockStart + FastScan.entry(ofLane: lane)
-                guard range.contains(pos) else { continue }
-                let sum = lane < 16 ? even[lane] : odd[lane - 16]
-                let score = listBase + Float(sum) * inv
-                if score > threshold {
-                    heap.push(score, ids[pos])
-                    threshold = heap.threshold
-                }
-            }
+            let bits = FastScan.lanes(even, odd, atLeast: needQ)
+            guard bits != 0 else { continue }
+            offerLanes(bits, sums: blockSums + (b - blocks.lowerBound) * 32, blockStart: b * 32, range: range,
+                       listBase: listBase, inv: inv, ids: ids, predicate: nil, heap: &heap, threshold: &threshold)
         }
     }
 
