@@ -32,11 +32,14 @@ public enum RetrievalMode: Sendable, Equatable {
 
 /// Retrieval knobs (per-category IVF-PQ search).
 public struct RetrievalSettings: Sendable, Equatable {
-    /// Candidates fetched per category in the first round (then re-scored exactly). 16: the
-    /// final lists' overlap with the exact lists did not move between 12, 16 and 24 at 100k
-    /// items (0.9990 / 0.9940 over 1,000 users) nor at 1M (0.9995 / 0.9887 at 16 over 400
-    /// users; 0.9868 at 12); nprobe limits it, not k. BENCHMARKS.md has the runs.
-    public var candidatesPerCategory = 16
+    /// Candidates fetched per category in the first round, best first by approximate score. 8,
+    /// as many as `scoredFirst` scores exactly before the selection: the next ones only served a
+    /// category the caps or the impression filter drain, which now searches again instead
+    /// (deeper, within `maxScoredCandidates`). Against 16: the same overlap with the exact lists
+    /// over 1,000 users (100k 0.9982 / 0.9916, 1M 0.9965 / 0.9795, now / +2d), no extra search rounds on
+    /// the demo worlds, retrieval -20 % at 100k and -10 % at 1M (a smaller top-k takes fewer
+    /// insertions). nprobe limits the recall, not k.
+    public var candidatesPerCategory = 8
     /// Inverted lists probed per category in the first round. 4 keeps the final lists' overlap
     /// with the exact lists at 0.989-0.9995 over 1,000 users at 100k and 1M items (8: 0.997-0.9999)
     /// for about half the scanning; BENCHMARKS.md has the runs.
