@@ -52,5 +52,14 @@ public final class HugePageMemory: @unchecked Sendable {
         bytes = UnsafeRawBufferPointer(start: aligned, count: source.count)
     }
 
+    /// For a file's read-only mapping of `count` bytes: when the file is worth it
+    /// (`shouldCopy`), its copy, with the mapping unmapped; nil leaves the mapping to the caller.
+    public static func replacing(mapping: UnsafeMutableRawPointer, count: Int) -> HugePageMemory? {
+        guard shouldCopy(byteCount: count),
+              let copy = HugePageMemory(copying: UnsafeRawBufferPointer(start: mapping, count: count)) else { return nil }
+        munmap(mapping, count)
+        return copy
+    }
+
     deinit { munmap(mapping, mappingLength) }
 }

@@ -13,9 +13,10 @@ final class MappedFile: @unchecked Sendable {
     let path: String
     /// The file's bytes (empty for an empty file).
     let bytes: UnsafeRawBufferPointer
-    private let mapped: Bool
     /// Set when the file was copied to huge pages (`resident`); `bytes` then points into it.
     private let copy: HugePageMemory?
+    /// Whether `bytes` is this object's own mapping of the file.
+    private var mapped: Bool { copy == nil && bytes.count > 0 }
 
     /// `resident`: a large file read at random (the embedding matrix) is copied to memory backed
     /// by huge pages (`HugePageMemory`) and its mapping dropped.
@@ -39,7 +40,6 @@ final class MappedFile: @unchecked Sendable {
         let size = Int(st.st_size)
         if size == 0 {
             bytes = UnsafeRawBufferPointer(start: nil, count: 0)
-            mapped = false
             copy = nil
             return
         }
@@ -47,17 +47,13 @@ final class MappedFile: @unchecked Sendable {
         guard let p, p != MAP_FAILED else {
             throw ModelError(.unreadableFile, "\(name): cannot map \(path): \(String(cString: strerror(errno)))")
         }
-        let file = UnsafeRawBufferPointer(start: p, count: size)
-        if resident, HugePageMemory.shouldCopy(byteCount: size), let c = HugePageMemory(copying: file) {
-            munmap(p, size)
+        if resident, let c = HugePageMemory.replacing(mapping: p, count: size) {
             copy = c
             bytes = c.bytes
-            mapped = false
             return
         }
         copy = nil
-        bytes = file
-        mapped = true
+        bytes = UnsafeRawBufferPointer(start: p, count: size)
     }
 
     /// Hints the kernel to read ahead (the whole file will be scanned).

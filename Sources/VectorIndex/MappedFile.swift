@@ -28,9 +28,7 @@ final class MappedFile: @unchecked Sendable {
         guard let p, p != MAP_FAILED else {
             throw VectorIndexError(.io, "\(path): cannot map \(size) bytes (\(String(cString: strerror(errno))))")
         }
-        if resident, HugePageMemory.shouldCopy(byteCount: size),
-           let c = HugePageMemory(copying: UnsafeRawBufferPointer(start: p, count: size)) {
-            munmap(p, size)
+        if resident, let c = HugePageMemory.replacing(mapping: p, count: size) {
             copy = c
             base = c.bytes.baseAddress!
             return
