@@ -103,13 +103,19 @@ public final class FeedRanker {
             // rest (`later`) only if the selection runs through the category.
             let firstIndex = input.explain ? Int.max : settings.scoredFirst
             let firstFresh = input.explain ? Int.max : settings.freshScoredFirst
+            var first = [[Int32]](repeating: [], count: c)
             for cat in 0..<c {
                 let fresh = batchPicks.map { $0.fresh[cat] } ?? freshCandidates(cat: cat, at: input.at, impressed: pass.impressed)
                 freshPicks[cat] = fresh
-                let (now, rest) = Self.split(index: neighbors[cat], fresh: fresh, firstIndex: firstIndex, firstFresh: firstFresh)
-                var items = pass.score(rows: now, promoted: false)
+                (first[cat], later[cat]) = Self.split(index: neighbors[cat], fresh: fresh, firstIndex: firstIndex, firstFresh: firstFresh)
+            }
+            // Every category's first-round rows are touched in one pass (~8-12 rows a category
+            // alone leave too few misses in flight), then scored.
+            pass.touch(first)
+            for cat in 0..<c {
+                var items = pass.score(rows: first[cat], promoted: false, touched: true)
                 Candidate.sortRanked(&items)
-                later[cat] = rest
+                let rest = later[cat]
                 // Every organic item of the category was a candidate: nothing else can exist.
                 allIndexed[cat] = neighbors[cat].count >= catalog.indexedRows(category: cat).count
                 pools[cat] = CategoryCandidates(items: items, complete: rest.isEmpty && allIndexed[cat])
@@ -337,28 +343,12 @@ struct CandidatePass {
         return seen
     }
 
-    mutating func score(rows: [Int32], promoted: Bool) -> [Candidate] {
+    /// Rows scored exactly (rule 3 applied); `touched` when `touch` already loaded them.
+    mutating func score(rows: [Int32], promoted: Bool, touched: Bool = false) -> [Candidate] {
         var out: [Candidate] = []
         out.reserveCapacity(rows.count)
-        let bundle = catalog.bundle
-        let d = bundle.embeddingDimension
         scored += rows.count
-        // Candidates are random rows of a large item table and embedding matrix: first touch
-        // every cache line they need with independent loads (the CPU overlaps those misses),
-        // then score. Scoring cold, each row's misses came one after another (measured: 90 % of
-        // this function's time was the item load).
-        var touch: Int64 = 0
-        if rows.count > 8 {
-            bundle.items.withUnsafeBufferPointer { items in
-                for r in rows {
-                    touch &+= items[Int(r)].publishedAt
-                    let e = bundle.embeddingPointer(row: Int(r))
-                    var off = 0
-                    while off < d { touch &+= Int64(e[off].bitPattern); off &+= 16 }
-                }
-            }
-        }
-        touchSink = touch
+        if !touched && rows.count > 8 { touch(CollectionOfOne(rows)) }
         u.withUnsafeBufferPointer { ub in
             let up = ub.baseAddress!
             for r in rows {
@@ -373,6 +363,27 @@ struct CandidatePass {
     /// candidates are kept (sorted by `Candidate.ranksBefore`; rule 3's counters still count
     /// every row). `complete` is false when eligible candidates were left out, so a selection
     /// that runs through the kept ones asks for the category again (`needMore`).
+    /// Candidates are random rows of a large item table and embedding matrix: every cache line
+    /// `score` will read is first touched with independent loads (the CPU overlaps those misses).
+    /// Scoring cold, each row's misses came one after another (measured: 90 % of `score`'s time
+    /// was the item load).
+    mutating func touch<Groups: Sequence>(_ groups: Groups) where Groups.Element == [Int32] {
+        let bundle = catalog.bundle
+        let d = bundle.embeddingDimension
+        var touch: Int64 = 0
+        bundle.items.withUnsafeBufferPointer { items in
+            for rows in groups {
+                for r in rows {
+                    touch &+= items[Int(r)].publishedAt
+                    let e = bundle.embeddingPointer(row: Int(r))
+                    var off = 0
+                    while off < d { touch &+= Int64(e[off].bitPattern); off &+= 16 }
+                }
+            }
+        }
+        touchSink = touch
+    }
+
     mutating func scoreTop(rows: [Int32], keep: Int) -> (items: [Candidate], complete: Bool) {
         precondition(keep > 0, "scoreTop: keep must be positive")
         scored += rows.count
