@@ -13,15 +13,15 @@ public final class FeedRanker {
     private let encoder: UserEncoder
     private let searcher: IVFPQSearcher?
     private var u: [Float]
-    /// Scratch for the fresh and promoted sources' approximate dot products.
-    private var dots: [Float] = []
-    private var queryScratch: [Int16] = []
+    /// The user embedding quantised for the fresh and promoted sources' int8 passes.
+    private var query: Int8Query
 
     public init(catalog: RankingCatalog) {
         self.catalog = catalog
         self.encoder = UserEncoder(bundle: catalog.bundle)
         self.searcher = catalog.index?.makeSearcher()
         self.u = [Float](repeating: 0, count: catalog.bundle.embeddingDimension)
+        self.query = Int8Query(dimension: catalog.bundle.embeddingDimension)
     }
 
     public func rank(_ input: RankingInput) -> RankingOutput {
@@ -58,6 +58,7 @@ public final class FeedRanker {
         } else {
             u.withUnsafeMutableBufferPointer { encoder.embed(state: input.state, at: input.at, device: input.device, into: $0) }
         }
+        u.withUnsafeBufferPointer { query.set($0.baseAddress!) }
         lap(\.tower)
 
         let rules = catalog.rules
@@ -236,9 +237,8 @@ public final class FeedRanker {
         let pick = k + Self.approximationMargin
         guard n > 0 else { return [] }
         if n <= pick && impressed.isEmpty { return Array(src.rows[lo..<hi]) }
-        approximateDots(src, rows: lo..<hi)
         var best = TopRows(k: pick)
-        dots.withUnsafeBufferPointer { src.offer(lo..<hi, dots: $0.baseAddress!, dotsBase: lo, impressed: impressed, to: &best) }
+        src.offerApproximate(lo..<hi, query: query, impressed: impressed, to: &best)
         return best.rows
     }
 
@@ -265,8 +265,11 @@ public final class FeedRanker {
         let e = src.count
         guard e > 0 else { return [] }
         let lo = src.firstAfter(at - rules.freshWindowMs), hi = src.firstAfter(at)
-        approximateDots(src, rows: 0..<e)
-        return dots.withUnsafeBufferPointer { Self.promotedPicks(src, dots: $0.baseAddress!, fresh: lo..<hi, m: m, impressed: impressed) }
+        var newer = TopRows(k: m), older = TopRows(k: m)
+        src.offerApproximate(lo..<hi, query: query, impressed: impressed, to: &newer)
+        src.offerApproximate(0..<lo, query: query, impressed: impressed, to: &older)
+        src.offerApproximate(hi..<e, query: query, impressed: impressed, to: &older)
+        return newer.rows + older.rows
     }
 
     /// Rule 5's picks from the promoted source given a dot product per entry: the best `m` of
@@ -279,16 +282,6 @@ public final class FeedRanker {
         src.offer(0..<fresh.lowerBound, dots: dots, dotsBase: 0, impressed: impressed, to: &older)
         src.offer(fresh.upperBound..<src.count, dots: dots, dotsBase: 0, impressed: impressed, to: &older)
         return newer.rows + older.rows
-    }
-
-    /// Approximate <u, row> for `rows` of `src` into `dots[0..<rows.count]`.
-    private func approximateDots(_ src: FreshSlice, rows: Range<Int>) {
-        if dots.count < rows.count { dots = [Float](repeating: 0, count: max(rows.count, 2 * dots.count)) }
-        u.withUnsafeBufferPointer { x in
-            dots.withUnsafeMutableBufferPointer { y in
-                src.embeddings.dots(x.baseAddress!, rows: rows, scratch: &queryScratch, into: y.baseAddress!)
-            }
-        }
     }
 
     private static func explain(selection: Selection, pools: [CategoryCandidates], pass: CandidatePass) -> Explanation {

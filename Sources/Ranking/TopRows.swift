@@ -71,3 +71,22 @@ extension FreshSlice {
         }
     }
 }
+
+extension FreshSlice {
+    /// As `offer`, with the dot products approximated from `embeddings` as the scan goes
+    /// (`Int8Rows.forEachAbove`): the same entries offered in the same order as computing the
+    /// approximate dots first, but a block of eight below the threshold costs one compare.
+    func offerApproximate(_ range: Range<Int>, query: Int8Query, impressed: IdCounts, to best: inout TopRows) {
+        guard !range.isEmpty else { return }
+        let checkImpressions = !impressed.isEmpty
+        rows.withUnsafeBufferPointer { rows in
+            ids.withUnsafeBufferPointer { ids in
+                embeddings.forEachAbove(query, rows: range, threshold: best.threshold) { entry, dot in
+                    if checkImpressions && impressed.contains(ids[entry]) { return best.threshold }
+                    best.insert(dot, rows[entry])
+                    return best.threshold
+                }
+            }
+        }
+    }
+}

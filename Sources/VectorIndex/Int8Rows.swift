@@ -4,23 +4,43 @@ import _Builtin_intrinsics.intel
 
 /// An int8 copy of a float32 matrix, one scale per row, for approximate inner products at a
 /// quarter of the float rows' memory traffic: a row x is stored as round(x / s) with
-/// s = max|x| / 127, the query is quantised once per call to int16, and a dot product is one
-/// int32 accumulation (which vectorises) times the two scales.
+/// s = max|x| / 127, the query is quantised once (`Int8Query`) to 129 levels (-64...64), and a dot
+/// product is one int32 accumulation times the two scales.
 ///
-/// The error of one product is below |q|·|x|·√D·(1/254 + 1/65534) (D ≤ 516); callers that
-/// need exact order re-score the few rows they pick (the ranking's fresh and promoted
-/// sources do). Immutable after init; shareable.
+/// Rows are stored in blocks of eight, four dimensions at a time: the 32 bytes of dimensions
+/// 4j..4j+3 of the block's eight rows are contiguous, so on x86-64 one `vpmaddubsw` (query
+/// bytes against row bytes) and one `vpmaddwd` add four dimensions to eight rows' sums, with
+/// no horizontal reduction (the row-major kernel this replaced sign-extended every code to
+/// 16 bits and needed a reduction tree per eight rows: ~2x the instructions per row). The query
+/// is offset to 0...128 for `vpmaddubsw`'s unsigned operand (two products of at most
+/// 128 · 127 cannot saturate its 16-bit pair sums); the offset is taken back out with each
+/// row's code sum.
+///
+/// The error of one product is below |q|·|x|·(√D·(1/254 + 1/128) + D/(254·128)) (D ≤ 516);
+/// callers that need exact order re-score the few rows they pick (the ranking's fresh and
+/// promoted sources do). Immutable after init; shareable.
 public struct Int8Rows: Sendable {
     public let dimension: Int
     public let count: Int
+    /// Groups of four dimensions (the last padded with zeros).
+    private let quads: Int
+    /// Blocks of eight rows × `quads` × 32 bytes (rows past `count` are zero).
     private let codes: [Int8]
+    /// Per row (padded to whole blocks): 64 · Σ codes, the query offset's share of a sum.
+    private let offsetSums: [Int32]
     private let scales: [Float]
+
+    /// The query offset: a query value q in -64...64 is the unsigned byte q + 64.
+    static let queryOffset: Int32 = 64
 
     /// Quantises `count` rows of `dimension` floats; `row(i)` gives row i.
     public init(count: Int, dimension: Int, row: (Int) -> UnsafePointer<Float>) {
-        precondition(dimension > 0 && count >= 0, "Int8Rows: \(count) rows of dimension \(dimension)")
-        var codes = [Int8](repeating: 0, count: count * dimension)
-        var scales = [Float](repeating: 0, count: count)
+        precondition(dimension > 0 && dimension <= 516 && count >= 0, "Int8Rows: \(count) rows of dimension \(dimension)")
+        let quads = (dimension + 3) / 4
+        let padded = (count + 7) / 8 * 8
+        var codes = [Int8](repeating: 0, count: padded * quads * 4)
+        var offsetSums = [Int32](repeating: 0, count: padded)
+        var scales = [Float](repeating: 0, count: padded)
         codes.withUnsafeMutableBufferPointer { c in
             for i in 0..<count {
                 let x = row(i)
@@ -29,134 +49,227 @@ public struct Int8Rows: Sendable {
                 guard m > 0, m.isFinite else { continue }
                 let s = m / 127
                 scales[i] = s
-                for j in 0..<dimension { c[i * dimension + j] = Int8((x[j] / s).rounded()) }
+                var sum: Int32 = 0
+                for j in 0..<dimension {
+                    let v = Int8((x[j] / s).rounded())
+                    c[Self.offset(row: i, dim: j, quads: quads)] = v
+                    sum += Int32(v)
+                }
+                offsetSums[i] = Self.queryOffset * sum
             }
         }
         self.dimension = dimension
         self.count = count
+        self.quads = quads
         self.codes = codes
+        self.offsetSums = offsetSums
         self.scales = scales
     }
 
-    /// Approximate <query, row i> for i in `rows`, into `out[0..<rows.count]`. `scratch` is
-    /// reused across calls (one int16 copy of the query).
-    /// Which vector kernel `dots` uses: the fastest for the dimension, or the general one (for
-    /// the benchmark that compares them; the results are the same).
-    public enum Kernel: Sendable { case automatic, general }
+    /// Where the code of row `row`, dimension `dim` is stored.
+    @inline(__always)
+    static func offset(row: Int, dim: Int, quads: Int) -> Int {
+        ((row >> 3) * quads + (dim >> 2)) * 32 + (row & 7) * 4 + (dim & 3)
+    }
 
-    public func dots(_ query: UnsafePointer<Float>, rows: Range<Int>, scratch: inout [Int16],
-                     into out: UnsafeMutablePointer<Float>, kernel: Kernel = .automatic) {
+    /// The code of row `row`, dimension `dim` (tests).
+    func code(row: Int, dim: Int) -> Int8 { codes[Self.offset(row: row, dim: dim, quads: quads)] }
+
+    /// Which kernel `dots` uses: the vector one, or one product at a time (the benchmark that
+    /// compares them; the results are the same).
+    public enum Kernel: Sendable { case automatic, scalar }
+
+    /// Approximate <query, row i> for i in `rows`, into `out[0..<rows.count]`.
+    public func dots(_ query: Int8Query, rows: Range<Int>, into out: UnsafeMutablePointer<Float>,
+                     kernel: Kernel = .automatic) {
         precondition(rows.lowerBound >= 0 && rows.upperBound <= count, "Int8Rows.dots: rows \(rows) of \(count)")
-        let d = dimension
-        if scratch.count < d { scratch = [Int16](repeating: 0, count: d) }
-        var qmax: Float = 0
-        for j in 0..<d { qmax = max(qmax, abs(query[j])) }
-        guard qmax > 0, qmax.isFinite else {
+        precondition(query.dimension == dimension, "Int8Rows.dots: query of dimension \(query.dimension), rows of \(dimension)")
+        if kernel == .scalar { return dotsScalar(query, rows: rows, into: out) }
+        guard let inv = query.inv else {
             for i in 0..<rows.count { out[i] = 0 }
             return
         }
-        // |code| <= 127 and D products must fit an Int32 accumulator.
-        let qLimit = Float(min(32_767, Int(Int32.max) / (127 * d)))
-        let qs = qLimit / qmax
-        for j in 0..<d { scratch[j] = Int16((query[j] * qs).rounded()) }
-        let inv = 1 / qs
-        scratch.withUnsafeBufferPointer { qb in
-            codes.withUnsafeBufferPointer { cb in
-                scales.withUnsafeBufferPointer { sb in
-                    var from = rows.lowerBound
-                    #if arch(x86_64)
-                    if d == 64 && kernel == .automatic {
-                        from = Self.dots8x64(qb.baseAddress!, codes: cb.baseAddress!, scales: sb.baseAddress!,
-                                             rows: rows, inv: inv, into: out)
-                    } else if d % 16 == 0 {
-                        from = Self.dots8(qb.baseAddress!, codes: cb.baseAddress!, scales: sb.baseAddress!, dimension: d,
-                                          rows: rows, inv: inv, into: out)
-                    }
-                    #endif
-                    Self.dotsScalar(qb.baseAddress!, codes: cb.baseAddress!, scales: sb.baseAddress!, dimension: d,
-                                    rows: from..<rows.upperBound, inv: inv, into: out + (from - rows.lowerBound))
+        withBlocks(query, inv: inv) { block in
+            var i = rows.lowerBound
+            while i < rows.upperBound {
+                let b = i >> 3
+                let f = block(b)
+                if i == b * 8 && i + 8 <= rows.upperBound {
+                    UnsafeMutableRawPointer(out + (i - rows.lowerBound)).storeBytes(of: f, as: SIMD8<Float>.self)
+                    i += 8
+                    continue
+                }
+                let end = min(rows.upperBound, b * 8 + 8)
+                while i < end { out[i - rows.lowerBound] = f[i & 7]; i += 1 }
+            }
+        }
+    }
+
+    /// Calls `visit(i, dot)` for the rows i in `rows`, in ascending order, whose approximate
+    /// dot product with `query` is above the running threshold: `threshold` at first, then
+    /// whatever `visit` last returned. The same calls as computing `dots` and walking them in
+    /// order, without writing them out; a block of eight rows whose dots are all at or below
+    /// the threshold costs one vector compare.
+    public func forEachAbove(_ query: Int8Query, rows: Range<Int>, threshold: Float,
+                             _ visit: (Int, Float) -> Float) {
+        precondition(rows.lowerBound >= 0 && rows.upperBound <= count, "Int8Rows.forEachAbove: rows \(rows) of \(count)")
+        precondition(query.dimension == dimension, "Int8Rows.forEachAbove: query of dimension \(query.dimension), rows of \(dimension)")
+        guard !rows.isEmpty else { return }
+        var t = threshold
+        guard let inv = query.inv else {
+            for i in rows where 0 > t { t = visit(i, 0) }
+            return
+        }
+        withBlocks(query, inv: inv) { block in
+            for b in (rows.lowerBound >> 3)..<((rows.upperBound + 7) >> 3) {
+                let f = block(b)
+                var bits = Self.lanes(f, above: t)
+                guard bits != 0 else { continue }
+                let first = b * 8
+                if first < rows.lowerBound { bits &= ~UInt32(0) << UInt32(rows.lowerBound - first) }
+                if first + 8 > rows.upperBound { bits &= (UInt32(1) << UInt32(rows.upperBound - first)) &- 1 }
+                while bits != 0 {
+                    let lane = Int(bits.trailingZeroBitCount)
+                    bits &= bits - 1
+                    if f[lane] > t { t = visit(first + lane, f[lane]) }
                 }
             }
         }
     }
 
-    /// The stored codes and scales, for tests of the kernels.
-    func withStorage<R>(_ body: (UnsafePointer<Int8>, UnsafePointer<Float>) -> R) -> R {
-        codes.withUnsafeBufferPointer { c in scales.withUnsafeBufferPointer { body(c.baseAddress!, $0.baseAddress!) } }
-    }
-
-    /// One row at a time (any dimension).
-    static func dotsScalar(_ q: UnsafePointer<Int16>, codes: UnsafePointer<Int8>, scales: UnsafePointer<Float>,
-                           dimension d: Int, rows: Range<Int>, inv: Float, into out: UnsafeMutablePointer<Float>) {
-        for (o, i) in rows.enumerated() {
-            let c = codes + i * d
-            var acc: Int32 = 0
-            for j in 0..<d { acc &+= Int32(c[j]) &* Int32(q[j]) }
-            out[o] = Float(acc) * scales[i] * inv
-        }
-    }
-
-    #if arch(x86_64)
-    /// Eight rows at a time with AVX2 (D a multiple of 16): per 16 codes one sign extension to
-    /// int16 and one `vpmaddwd`, and one horizontal-add tree for the eight rows' sums (a row at a
-    /// time, the reduction cost as much as the products). The same integer sums as
-    /// `dotsScalar`, hence the same floats. Returns the first row it left to the caller.
-    static func dots8(_ q: UnsafePointer<Int16>, codes: UnsafePointer<Int8>, scales: UnsafePointer<Float>,
-                      dimension d: Int, rows: Range<Int>, inv: Float, into out: UnsafeMutablePointer<Float>) -> Int {
-        let qr = UnsafeRawPointer(q)
-        @inline(__always) func row(_ i: Int) -> __m256i {
-            let c = UnsafeRawPointer(codes + i * d)
-            var s = _mm256_setzero_si256()
-            var j = 0
-            while j < d {
-                let x = _mm256_cvtepi8_epi16(c.loadUnaligned(fromByteOffset: j, as: __m128i.self))
-                s = _mm256_add_epi32(s, _mm256_madd_epi16(x, qr.loadUnaligned(fromByteOffset: 2 * j, as: __m256i.self)))
-                j &+= 16
-            }
-            return s
-        }
-        return eightAtATime(rows: rows, scales: scales, inv: inv, into: out, row: row)
-    }
-
-    /// `dots8` for D = 64 (the model's embeddings): the query's 64 int16 stay in four registers
-    /// and each row is four sign extensions, four `vpmaddwd` and three adds, no inner loop (the
-    /// general kernel reloads the query and pays a loop branch per 16 codes: ~2x the
-    /// instructions). The same integer sums, hence the same floats.
-    static func dots8x64(_ q: UnsafePointer<Int16>, codes: UnsafePointer<Int8>, scales: UnsafePointer<Float>,
-                         rows: Range<Int>, inv: Float, into out: UnsafeMutablePointer<Float>) -> Int {
-        let qr = UnsafeRawPointer(q)
-        let q0 = qr.loadUnaligned(as: __m256i.self), q1 = qr.loadUnaligned(fromByteOffset: 32, as: __m256i.self)
-        let q2 = qr.loadUnaligned(fromByteOffset: 64, as: __m256i.self), q3 = qr.loadUnaligned(fromByteOffset: 96, as: __m256i.self)
-        @inline(__always) func row(_ i: Int) -> __m256i {
-            let c = UnsafeRawPointer(codes + i &* 64)
-            let a = _mm256_madd_epi16(_mm256_cvtepi8_epi16(c.loadUnaligned(as: __m128i.self)), q0)
-            let b = _mm256_madd_epi16(_mm256_cvtepi8_epi16(c.loadUnaligned(fromByteOffset: 16, as: __m128i.self)), q1)
-            let e = _mm256_madd_epi16(_mm256_cvtepi8_epi16(c.loadUnaligned(fromByteOffset: 32, as: __m128i.self)), q2)
-            let f = _mm256_madd_epi16(_mm256_cvtepi8_epi16(c.loadUnaligned(fromByteOffset: 48, as: __m128i.self)), q3)
-            return _mm256_add_epi32(_mm256_add_epi32(a, b), _mm256_add_epi32(e, f))
-        }
-        return eightAtATime(rows: rows, scales: scales, inv: inv, into: out, row: row)
-    }
-
-    /// The loop both kernels share: eight rows' int32 lane sums from `row`, one horizontal-add
-    /// tree for the eight, times the rows' scales and `inv`. Returns the first row it left.
+    /// One bit per lane of `f` above `t`.
     @inline(__always)
-    static func eightAtATime(rows: Range<Int>, scales: UnsafePointer<Float>, inv: Float,
-                             into out: UnsafeMutablePointer<Float>, row: (Int) -> __m256i) -> Int {
-        var i = rows.lowerBound
-        while i + 8 <= rows.upperBound {
-            let h01 = _mm256_hadd_epi32(row(i), row(i + 1)), h23 = _mm256_hadd_epi32(row(i + 2), row(i + 3))
-            let h45 = _mm256_hadd_epi32(row(i + 4), row(i + 5)), h67 = _mm256_hadd_epi32(row(i + 6), row(i + 7))
-            let a = _mm256_hadd_epi32(h01, h23), b = _mm256_hadd_epi32(h45, h67)
-            // a = [r0 r1 r2 r3 (low halves) | r0 r1 r2 r3 (high halves)], b likewise for r4..r7.
-            let av = unsafeBitCast(a, to: SIMD8<Int32>.self), bv = unsafeBitCast(b, to: SIMD8<Int32>.self)
-            let sums = SIMD8(lowHalf: av.lowHalf &+ av.highHalf, highHalf: bv.lowHalf &+ bv.highHalf)
-            let sc = UnsafeRawPointer(scales + i).loadUnaligned(as: SIMD8<Float>.self)
-            let f = SIMD8<Float>(sums) * sc * inv
-            UnsafeMutableRawPointer(out + (i - rows.lowerBound)).storeBytes(of: f, as: SIMD8<Float>.self)
-            i += 8
-        }
-        return i
+    static func lanes(_ f: SIMD8<Float>, above t: Float) -> UInt32 {
+        #if arch(x86_64)
+        // t - f is negative exactly when f > t (the compare intrinsic is a macro Swift cannot import).
+        return UInt32(bitPattern: _mm256_movemask_ps(_mm256_sub_ps(_mm256_set1_ps(t), unsafeBitCast(f, to: __m256.self))))
+        #else
+        var bits: UInt32 = 0
+        for i in 0..<8 where f[i] > t { bits |= 1 << UInt32(i) }
+        return bits
+        #endif
     }
-    #endif
+
+    /// Runs `body` with a function giving the approximate dot products of block b's eight rows
+    /// (the storage's base pointers taken once).
+    @inline(__always)
+    private func withBlocks(_ query: Int8Query, inv: Float, _ body: ((Int) -> SIMD8<Float>) -> Void) {
+        let quads = quads
+        query.bytes.withUnsafeBufferPointer { qb in
+            codes.withUnsafeBufferPointer { c in
+                offsetSums.withUnsafeBufferPointer { o in
+                    scales.withUnsafeBufferPointer { s in
+                        let q = qb.baseAddress!, cp = UnsafeRawPointer(c.baseAddress!)
+                        let op = UnsafeRawPointer(o.baseAddress!), sp = UnsafeRawPointer(s.baseAddress!)
+                        body { b in
+                            let sums = Self.blockSums(q, codes: cp + b &* quads &* 32, quads: quads)
+                            let off = op.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Int32>.self)
+                            let sc = sp.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Float>.self)
+                            return SIMD8<Float>(sums &- off) * sc * inv
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Σ_j (q_j + 64) · x_j for the eight rows of one block (the offset is removed by the caller).
+    @inline(__always)
+    static func blockSums(_ query: UnsafePointer<UInt8>, codes: UnsafeRawPointer, quads: Int) -> SIMD8<Int32> {
+        #if arch(x86_64)
+        let q = UnsafeRawPointer(query)
+        let ones = _mm256_set1_epi16(1)
+        @inline(__always) func step(_ j: Int) -> __m256i {
+            _mm256_madd_epi16(_mm256_maddubs_epi16(q.loadUnaligned(fromByteOffset: j &* 32, as: __m256i.self),
+                                                   codes.loadUnaligned(fromByteOffset: j &* 32, as: __m256i.self)), ones)
+        }
+        var a = _mm256_setzero_si256(), b = _mm256_setzero_si256()
+        var j = 0
+        if quads == 16 {
+            // D = 64 (the model's embeddings): a fixed trip count the compiler unrolls.
+            for k in 0..<8 {
+                a = _mm256_add_epi32(a, step(2 * k))
+                b = _mm256_add_epi32(b, step(2 * k + 1))
+            }
+        } else {
+            while j + 2 <= quads {
+                a = _mm256_add_epi32(a, step(j))
+                b = _mm256_add_epi32(b, step(j + 1))
+                j += 2
+            }
+            if j < quads { a = _mm256_add_epi32(a, step(j)) }
+        }
+        return unsafeBitCast(_mm256_add_epi32(a, b), to: SIMD8<Int32>.self)
+        #else
+        return blockSumsScalar(query, codes: codes.assumingMemoryBound(to: Int8.self), quads: quads)
+        #endif
+    }
+
+    /// `blockSums` one product at a time (the reference for the vector kernel; any platform).
+    static func blockSumsScalar(_ query: UnsafePointer<UInt8>, codes: UnsafePointer<Int8>, quads: Int) -> SIMD8<Int32> {
+        var sums = SIMD8<Int32>()
+        for j in 0..<quads {
+            for r in 0..<8 {
+                for l in 0..<4 {
+                    sums[r] &+= Int32(query[j * 32 + r * 4 + l]) &* Int32(codes[j * 32 + r * 4 + l])
+                }
+            }
+        }
+        return sums
+    }
+
+    /// `dots` computed one product at a time from the stored codes (tests: the vector kernel
+    /// must give exactly these values).
+    func dotsScalar(_ query: Int8Query, rows: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        guard let inv = query.inv else {
+            for i in 0..<rows.count { out[i] = 0 }
+            return
+        }
+        for (o, i) in rows.enumerated() {
+            var sum: Int32 = 0
+            for j in 0..<(quads * 4) {
+                sum &+= (Int32(query.bytes[(j >> 2) * 32 + (j & 3)]) - Self.queryOffset) &* Int32(codes[Self.offset(row: i, dim: j, quads: quads)])
+            }
+            out[o] = Float(sum) * scales[i] * inv
+        }
+    }
+}
+
+/// A query prepared for `Int8Rows` (once per query, for any number of row sets of its
+/// dimension): per group of four dimensions, the four values q_j + 64 (q_j in -64...64)
+/// repeated eight times, the layout the kernel reads, and the factor that turns an integer sum
+/// times a row's scale back into a dot product.
+public struct Int8Query: Sendable {
+    public let dimension: Int
+    fileprivate(set) var bytes: [UInt8]
+    /// nil for a zero or non-finite query: every dot product is 0.
+    fileprivate(set) var inv: Float?
+
+    public init(dimension: Int) {
+        precondition(dimension > 0, "Int8Query: dimension \(dimension)")
+        self.dimension = dimension
+        self.bytes = [UInt8](repeating: UInt8(Int8Rows.queryOffset), count: (dimension + 3) / 4 * 32)
+        self.inv = nil
+    }
+
+    public init(_ query: UnsafePointer<Float>, dimension: Int) {
+        self.init(dimension: dimension)
+        set(query)
+    }
+
+    /// Quantises `query` (`dimension` floats) into this value's storage.
+    public mutating func set(_ query: UnsafePointer<Float>) {
+        let d = dimension
+        var qmax: Float = 0
+        for j in 0..<d { qmax = max(qmax, abs(query[j])) }
+        guard qmax > 0, qmax.isFinite else { inv = nil; return }
+        let qs = Float(Int8Rows.queryOffset) / qmax
+        bytes.withUnsafeMutableBufferPointer { s in
+            for j in 0..<d {
+                let u = UInt8(clamping: Int32((query[j] * qs).rounded()) + Int8Rows.queryOffset)
+                for r in 0..<8 { s[(j >> 2) * 32 + r * 4 + (j & 3)] = u }
+            }
+        }
+        inv = 1 / qs
+    }
 }

@@ -24,13 +24,13 @@ struct Int8RowsTests {
             #expect(q8.count == n && q8.dimension == d)
             let range = 3..<(n - 5)
             var out = [Float](repeating: .nan, count: range.count)
-            var scratch: [Int16] = []
-            query.withUnsafeBufferPointer { q in out.withUnsafeMutableBufferPointer { q8.dots(q.baseAddress!, rows: range, scratch: &scratch, into: $0.baseAddress!) } }
+            let q = query.withUnsafeBufferPointer { Int8Query($0.baseAddress!, dimension: d) }
+            out.withUnsafeMutableBufferPointer { q8.dots(q, rows: range, into: $0.baseAddress!) }
             let qn = query.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
             for (o, i) in range.enumerated() {
                 var exact = 0.0, xn = 0.0
                 for j in 0..<d { exact += Double(rows[i * d + j]) * Double(query[j]); xn += Double(rows[i * d + j]) * Double(rows[i * d + j]) }
-                let bound = qn * xn.squareRoot() * Double(d).squareRoot() * (1.0 / 254 + 1.0 / 65_534) * 1.001 + 1e-6
+                let bound = qn * xn.squareRoot() * (Double(d).squareRoot() * (1.0 / 254 + 1.0 / 128) + Double(d) / (254 * 128)) * 1.001 + 1e-6
                 #expect(abs(Double(out[o]) - exact) <= bound, "d \(d) row \(i): \(out[o]) vs \(exact), bound \(bound)")
             }
         }
@@ -43,37 +43,77 @@ struct Int8RowsTests {
         for j in 0..<d { rows[d + j] = 0.1; rows[2 * d + j] = 0.5; rows[3 * d + j] = -0.2 }
         let q8 = rows.withUnsafeBufferPointer { r in Int8Rows(count: 4, dimension: d) { r.baseAddress! + $0 * d } }
         var out = [Float](repeating: .nan, count: 4)
-        var scratch: [Int16] = []
         let query = [Float](repeating: 1, count: d)
-        query.withUnsafeBufferPointer { q in out.withUnsafeMutableBufferPointer { q8.dots(q.baseAddress!, rows: 0..<4, scratch: &scratch, into: $0.baseAddress!) } }
+        let q = query.withUnsafeBufferPointer { Int8Query($0.baseAddress!, dimension: d) }
+        out.withUnsafeMutableBufferPointer { q8.dots(q, rows: 0..<4, into: $0.baseAddress!) }
         #expect(out[0] == 0)
         #expect(out[2] > out[1] && out[1] > out[3])
         #expect(abs(out[2] - 8) < 0.01)
         let zero = [Float](repeating: 0, count: d)
-        zero.withUnsafeBufferPointer { q in out.withUnsafeMutableBufferPointer { q8.dots(q.baseAddress!, rows: 0..<4, scratch: &scratch, into: $0.baseAddress!) } }
+        let z = zero.withUnsafeBufferPointer { Int8Query($0.baseAddress!, dimension: d) }
+        out.withUnsafeMutableBufferPointer { q8.dots(z, rows: 0..<4, into: $0.baseAddress!) }
         #expect(out == [0, 0, 0, 0])
+        var visited: [Int] = []
+        q8.forEachAbove(z, rows: 0..<4, threshold: -1) { i, dot in visited.append(i); return dot }
+        #expect(visited == [0])
     }
 
-    @Test("the vector kernel gives exactly the one-row-at-a-time values, for any row range")
+    @Test("the vector kernel gives exactly the one-product-at-a-time values, for any dimension and row range")
     func vectorEqualsScalar() {
-        for (d, seed) in [(64, UInt64(5)), (16, 6), (48, 7), (128, 8)] {
+        for (d, seed) in [(64, UInt64(5)), (16, 6), (48, 7), (128, 8), (37, 9), (6, 10)] {
             let n = 203
             let (rows, query) = fixture(count: n, dimension: d, seed: seed)
             let q8 = rows.withUnsafeBufferPointer { r in Int8Rows(count: n, dimension: d) { r.baseAddress! + $0 * d } }
-            var scratch: [Int16] = []
-            for range in [0..<n, 3..<(n - 1), 5..<12, 7..<8, 9..<9] {
+            let q = query.withUnsafeBufferPointer { Int8Query($0.baseAddress!, dimension: d) }
+            for range in [0..<n, 3..<(n - 1), 5..<12, 7..<8, 9..<9, 8..<16, 200..<203] {
                 var fast = [Float](repeating: .nan, count: range.count)
-                query.withUnsafeBufferPointer { q in fast.withUnsafeMutableBufferPointer { q8.dots(q.baseAddress!, rows: range, scratch: &scratch, into: $0.baseAddress!) } }
+                fast.withUnsafeMutableBufferPointer { q8.dots(q, rows: range, into: $0.baseAddress!) }
                 var slow = [Float](repeating: .nan, count: range.count)
-                q8.withStorage { codes, scales in
-                    let qmax = query.reduce(Float(0)) { max($0, abs($1)) }
-                    let qs = Float(min(32_767, Int(Int32.max) / (127 * d))) / qmax
-                    let q16 = query.map { Int16(($0 * qs).rounded()) }
-                    q16.withUnsafeBufferPointer { q in slow.withUnsafeMutableBufferPointer {
-                        Int8Rows.dotsScalar(q.baseAddress!, codes: codes, scales: scales, dimension: d, rows: range, inv: 1 / qs, into: $0.baseAddress!)
-                    } }
-                }
+                slow.withUnsafeMutableBufferPointer { q8.dots(q, rows: range, into: $0.baseAddress!, kernel: .scalar) }
                 #expect(fast == slow, "d \(d) rows \(range)")
+            }
+        }
+    }
+
+    @Test("the codes are the rounded rows over their scale, wherever a row falls in its block of eight")
+    func codesAreStoredWhereRead() {
+        let d = 11, n = 19
+        let (rows, _) = fixture(count: n, dimension: d, seed: 12)
+        let q8 = rows.withUnsafeBufferPointer { r in Int8Rows(count: n, dimension: d) { r.baseAddress! + $0 * d } }
+        for i in 2..<n {
+            let m = (0..<d).reduce(Float(0)) { max($0, abs(rows[i * d + $1])) }
+            for j in 0..<d { #expect(q8.code(row: i, dim: j) == Int8((rows[i * d + j] / (m / 127)).rounded()), "row \(i) dim \(j)") }
+        }
+    }
+
+    @Test("forEachAbove visits exactly the rows a walk over the dots in order would, with a threshold that rises")
+    func forEachAboveEqualsWalkingTheDots() {
+        for (d, seed) in [(64, UInt64(13)), (20, 14)] {
+            let n = 301
+            let (rows, query) = fixture(count: n, dimension: d, seed: seed)
+            let q8 = rows.withUnsafeBufferPointer { r in Int8Rows(count: n, dimension: d) { r.baseAddress! + $0 * d } }
+            let q = query.withUnsafeBufferPointer { Int8Query($0.baseAddress!, dimension: d) }
+            for range in [0..<n, 3..<(n - 2), 9..<14, 17..<18, 40..<40] {
+                for k in [1, 5, 12] {
+                    // A top-k: the threshold is the k-th best dot once k rows were kept.
+                    func keep(_ best: inout [Float], _ dot: Float) -> Float {
+                        best.append(dot)
+                        best.sort(by: >)
+                        if best.count > k { best.removeLast() }
+                        return best.count == k ? best[k - 1] : -.infinity
+                    }
+                    var dots = [Float](repeating: 0, count: range.count)
+                    dots.withUnsafeMutableBufferPointer { q8.dots(q, rows: range, into: $0.baseAddress!) }
+                    var expected: [Int] = [], bestA: [Float] = [], t = -Float.infinity
+                    for (o, i) in range.enumerated() where dots[o] > t { expected.append(i); t = keep(&bestA, dots[o]) }
+                    var visited: [Int] = [], bestB: [Float] = []
+                    q8.forEachAbove(q, rows: range, threshold: -.infinity) { i, dot in
+                        #expect(dot == dots[i - range.lowerBound])
+                        visited.append(i)
+                        return keep(&bestB, dot)
+                    }
+                    #expect(visited == expected, "d \(d) rows \(range) k \(k)")
+                }
             }
         }
     }
