@@ -16,10 +16,13 @@ enum FastScan {
     /// 2p twice then table 2p + 1 twice (a 256-bit shuffle looks up within each 128-bit half).
     static func kernelTableBytes(subquantizers m: Int) -> Int { m * 32 }
 
-    /// Quantizes a float table (M × 16, entry m·16 + c) to bytes:
+    /// Quantizes a float table (M × 16, entry m·16 + c) to 0...127:
     /// q[m][c] = round((t[m][c] - min_m) · scale), so that for any code
     /// Σ_m t[m][c_m] ≈ bias + (Σ_m q[m][c_m]) / scale with bias = Σ_m min_m.
-    /// One scale for all m keeps the 16-bit sums comparable; M·255 must fit in 16 bits.
+    /// One scale for all m keeps the 16-bit sums comparable; M·127 must fit in 16 bits.
+    /// Seven bits, not eight: two looked-up bytes then add without a carry, so the kernel splits
+    /// a pair's sum into its two entries once instead of each lookup (one shift fewer per
+    /// sub-quantizer pair on the shuffle/shift ports the kernel is bound by).
     static func quantize(_ table: UnsafePointer<Float>, subquantizers m: Int,
                          into q: UnsafeMutablePointer<UInt8>) -> (bias: Float, invScale: Float) {
         var bias: Float = 0
@@ -30,17 +33,20 @@ enum FastScan {
             bias += lo
             maxSpan = max(maxSpan, hi - lo)
         }
-        let scale: Float = maxSpan > 0 ? 255 / maxSpan : 1
+        let scale: Float = maxSpan > 0 ? Float(levels) / maxSpan : 1
         for s in 0..<m {
             var lo = table[s * 16]
             for c in 1..<16 { lo = min(lo, table[s * 16 + c]) }
             for c in 0..<16 {
                 let v = ((table[s * 16 + c] - lo) * scale).rounded()
-                q[s * 16 + c] = UInt8(max(0, min(255, v)))
+                q[s * 16 + c] = UInt8(max(0, min(Float(levels), v)))
             }
         }
         return (bias, 1 / scale)
     }
+
+    /// The largest quantized table entry.
+    static let levels = 127
 
     /// Lays the quantized tables (M × 16 bytes) out as the kernel reads them
     /// (`kernelTableBytes` bytes at `out`).
@@ -126,11 +132,13 @@ enum FastScan {
             let lo = _mm256_and_si256(codes, mask)
             let hi = _mm256_and_si256(_mm256_srli_epi16(codes, 4), mask)
             // Each 16-bit lane holds two entries' bytes: the low byte (even entry) and the high
-            // byte (odd entry). a collects low + 256·high (mod 2^16), b the high bytes alone.
+            // byte (odd entry); table bytes are at most 127, so w + x fits a byte. a collects
+            // low + 256·high (mod 2^16), b the high bytes alone.
             let w = _mm256_shuffle_epi8(t.loadUnaligned(fromByteOffset: p * 64, as: __m256i.self), lo)
             let x = _mm256_shuffle_epi8(t.loadUnaligned(fromByteOffset: p * 64 + 32, as: __m256i.self), hi)
-            a = _mm256_add_epi16(a, _mm256_add_epi16(w, x))
-            b = _mm256_add_epi16(b, _mm256_add_epi16(_mm256_srli_epi16(w, 8), _mm256_srli_epi16(x, 8)))
+            let wx = _mm256_add_epi8(w, x)
+            a = _mm256_add_epi16(a, wx)
+            b = _mm256_add_epi16(b, _mm256_srli_epi16(wx, 8))
         }
         let odd = unsafeBitCast(b, to: SIMD16<UInt16>.self)
         return (unsafeBitCast(a, to: SIMD16<UInt16>.self) &- (odd &<< 8), odd)
