@@ -15,6 +15,8 @@ public final class FeedRanker {
     private var u: [Float]
     /// The user embedding quantised for the fresh and promoted sources' int8 passes.
     private var query: Int8Query
+    /// Scratch for the fresh and promoted sources' approximate dot products.
+    private var dots: [Float] = []
 
     public init(catalog: RankingCatalog) {
         self.catalog = catalog
@@ -238,7 +240,7 @@ public final class FeedRanker {
         guard n > 0 else { return [] }
         if n <= pick && impressed.isEmpty { return Array(src.rows[lo..<hi]) }
         var best = TopRows(k: pick)
-        src.offerApproximate(lo..<hi, query: query, impressed: impressed, to: &best)
+        src.offerApproximate(lo..<hi, query: query, impressed: impressed, to: &best, dots: &dots)
         return best.rows
     }
 
@@ -266,9 +268,9 @@ public final class FeedRanker {
         guard e > 0 else { return [] }
         let lo = src.firstAfter(at - rules.freshWindowMs), hi = src.firstAfter(at)
         var newer = TopRows(k: m), older = TopRows(k: m)
-        src.offerApproximate(lo..<hi, query: query, impressed: impressed, to: &newer)
-        src.offerApproximate(0..<lo, query: query, impressed: impressed, to: &older)
-        src.offerApproximate(hi..<e, query: query, impressed: impressed, to: &older)
+        src.offerApproximate(lo..<hi, query: query, impressed: impressed, to: &newer, dots: &dots)
+        src.offerApproximate(0..<lo, query: query, impressed: impressed, to: &older, dots: &dots)
+        src.offerApproximate(hi..<e, query: query, impressed: impressed, to: &older, dots: &dots)
         return newer.rows + older.rows
     }
 

@@ -49,7 +49,16 @@ extension FreshSlice {
     /// ~30,000 fresh rows).
     func offer(_ range: Range<Int>, dots: UnsafePointer<Float>, dotsBase: Int, impressed: IdCounts,
                to best: inout TopRows) {
-        guard !range.isEmpty else { return }
+        _ = offer(range, dots: dots, dotsBase: dotsBase, impressed: impressed, to: &best, atLeast: -.infinity)
+    }
+
+    /// As above, offering only the entries whose dot is at least `bar`; returns whether any of
+    /// those was left out as recently shown.
+    func offer(_ range: Range<Int>, dots: UnsafePointer<Float>, dotsBase: Int, impressed: IdCounts,
+               to best: inout TopRows, atLeast bar: Float) -> Bool {
+        var skipped = false
+        guard !range.isEmpty else { return false }
+        let floor = bar.nextDown
         let p = dots + (range.lowerBound - dotsBase)
         let n = range.count
         let checkImpressions = !impressed.isEmpty
@@ -59,16 +68,17 @@ extension FreshSlice {
                     let dot = p[i]
                     guard best.accepts(dot) else { return }
                     let entry = range.lowerBound + i
-                    if checkImpressions && impressed.contains(ids[entry]) { return }
+                    if checkImpressions && impressed.contains(ids[entry]) { skipped = true; return }
                     best.insert(dot, rows[entry])
                 }
-                var i = ThresholdScan.firstAbove(p, from: 0, to: n, threshold: best.threshold)
+                var i = ThresholdScan.firstAbove(p, from: 0, to: n, threshold: max(best.threshold, floor))
                 while i < n {
                     consider(i)
-                    i = ThresholdScan.firstAbove(p, from: i + 1, to: n, threshold: best.threshold)
+                    i = ThresholdScan.firstAbove(p, from: i + 1, to: n, threshold: max(best.threshold, floor))
                 }
             }
         }
+        return skipped
     }
 }
 
@@ -76,8 +86,27 @@ extension FreshSlice {
     /// As `offer`, with the dot products approximated from `embeddings` as the scan goes
     /// (`Int8Rows.forEachAbove`): the same entries offered in the same order as computing the
     /// approximate dots first, but a block of eight below the threshold costs one compare.
-    func offerApproximate(_ range: Range<Int>, query: Int8Query, impressed: IdCounts, to best: inout TopRows) {
+    ///
+    /// For a small top-k (k <= 8) over a long range the dots are computed first with the
+    /// smallest of the kernel's eight lane maxima (`Int8Rows.dotsWithLaneBar`), and only the
+    /// entries at or above it are offered: the same rows (eight entries reach that bar, so no
+    /// entry below it could be kept) after ~k insertions instead of ~k·ln(n/k). If one of the
+    /// entries at or above the bar was recently shown, the range is offered again in full.
+    func offerApproximate(_ range: Range<Int>, query: Int8Query, impressed: IdCounts, to best: inout TopRows,
+                          dots: inout [Float]) {
         guard !range.isEmpty else { return }
+        if best.k <= 8 && range.count >= 64 {
+            if dots.count < range.count { dots = [Float](repeating: 0, count: max(range.count, 2 * dots.count)) }
+            let before = best
+            dots.withUnsafeMutableBufferPointer { d in
+                let bar = embeddings.dotsWithLaneBar(query, rows: range, into: d.baseAddress!)
+                if offer(range, dots: d.baseAddress!, dotsBase: range.lowerBound, impressed: impressed, to: &best, atLeast: bar) {
+                    best = before
+                    offer(range, dots: d.baseAddress!, dotsBase: range.lowerBound, impressed: impressed, to: &best)
+                }
+            }
+            return
+        }
         let checkImpressions = !impressed.isEmpty
         rows.withUnsafeBufferPointer { rows in
             ids.withUnsafeBufferPointer { ids in

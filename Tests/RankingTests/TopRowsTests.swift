@@ -61,4 +61,45 @@ struct TopRowsTests {
             #expect(Array(now.prefix(min(a, index.count))) == Array(index.prefix(a)))
         }
     }
+
+    @Test("the fresh and promoted sources' selection from a lane bar keeps exactly the rows offering every dot in order keeps, with and without recently shown rows among the best")
+    func laneBarSelectionEqualsFullOffer() throws {
+        var spec = SyntheticBundle()
+        spec.items = 700
+        spec.dimension = 16
+        let (bundle, dir) = try spec.load()
+        defer { withExtendedLifetime(dir) {} }
+        let slice = FreshSlice(bundle: bundle, rows: (0..<Int32(bundle.itemCount)).map { $0 })
+        var rng = SeededRandom(seed: 21)
+        var filtered = 0
+        for trial in 0..<120 {
+            let u = (0..<spec.dimension).map { _ in Float(rng.gaussian()) }
+            let query = u.withUnsafeBufferPointer { Int8Query($0.baseAddress!, dimension: spec.dimension) }
+            let lo = Int(rng.next() % 200), hi = lo + 64 + Int(rng.next() % 400)
+            let k = 1 + Int(rng.next() % 8)
+            var all = [Float](repeating: 0, count: slice.count)
+            all.withUnsafeMutableBufferPointer { slice.embeddings.dots(query, rows: 0..<slice.count, into: $0.baseAddress!) }
+            // Every third trial: some of the range's best rows were recently shown.
+            var impressed = IdCounts.empty
+            if trial % 3 == 0 {
+                let best = (lo..<hi).sorted { all[$0] > all[$1] }
+                for e in best.prefix(12) where rng.next() % 2 == 0 { impressed.insert(slice.ids[e]) }
+            }
+            var expected = TopRows(k: k)
+            all.withUnsafeBufferPointer { slice.offer(lo..<hi, dots: $0.baseAddress!, dotsBase: 0, impressed: impressed, to: &expected) }
+            var got = TopRows(k: k)
+            var scratch: [Float] = []
+            slice.offerApproximate(lo..<hi, query: query, impressed: impressed, to: &got, dots: &scratch)
+            #expect(got.rows == expected.rows, "trial \(trial): k \(k), rows \(lo)..<\(hi)")
+            #expect(got.rows.count == k)
+            // The bar: at least eight rows of the range reach it, and it is one of their dots.
+            let bar = scratch.withUnsafeMutableBufferPointer { slice.embeddings.dotsWithLaneBar(query, rows: lo..<hi, into: $0.baseAddress!) }
+            #expect((lo..<hi).filter { all[$0] >= bar }.count >= 8)
+            // Count the trials where the impression filter changed the selection (the fallback).
+            var unfiltered = TopRows(k: k)
+            all.withUnsafeBufferPointer { slice.offer(lo..<hi, dots: $0.baseAddress!, dotsBase: 0, impressed: .empty, to: &unfiltered) }
+            if unfiltered.rows != expected.rows { filtered += 1 }
+        }
+        #expect(filtered >= 10, "recently shown rows among the best in \(filtered) trials")
+    }
 }
