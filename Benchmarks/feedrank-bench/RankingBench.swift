@@ -21,6 +21,7 @@ struct RankingBench: AsyncParsableCommand {
     @Option(help: "Also rank at T + this many days (no item fresh when large).") var laterDays = 0
     @Option(help: "IVF-PQ index file (default: built from the bundle).") var index: String?
     @Option var nprobe: Int?
+    @Option(help: "Probe-score margin for the lists after a category's best (inf: all --nprobe).") var probeMargin: Double?
     @Option(name: .customLong("candidates")) var candidates: Int?
     @Option(name: .customLong("scored-first"), help: "Index candidates per category scored exactly before the selection (default: RetrievalSettings').") var scoredFirst: Int?
     @Option(name: .customLong("fresh-scored-first"), help: "Fresh candidates per category scored exactly before the selection (default: RetrievalSettings').") var freshScoredFirst: Int?
@@ -65,6 +66,7 @@ struct RankingBench: AsyncParsableCommand {
         let buildSecs = (ContinuousClock.now - buildStart).seconds
         var retrieval = RetrievalSettings()
         if let nprobe { retrieval.nprobe = nprobe }
+        if let probeMargin { retrieval.probeMargin = Float(probeMargin) }
         if let candidates { retrieval.candidatesPerCategory = candidates }
         if let freshPerCategory { retrieval.freshPerCategory = freshPerCategory }
         if let scoredFirst { retrieval.scoredFirst = scoredFirst }
@@ -146,7 +148,7 @@ struct RankingBench: AsyncParsableCommand {
                          r["rescore_us"] as! Double, r["rules_us"] as! Double, numItems, overlap, short, bound,
                          Double(work.listsScanned) / n, Double(work.entriesScanned) / n))
         }
-        let out: [String: Any] = ["bench": "ranking", "items": b.itemCount, "nlist": idx.nlist, "nprobe": retrieval.nprobe,
+        let out: [String: Any] = ["bench": "ranking", "items": b.itemCount, "nlist": idx.nlist, "nprobe": retrieval.nprobe, "probe_margin": retrieval.probeMargin.isFinite ? Double(retrieval.probeMargin) as Any : "inf",
                                   "candidates_per_category": retrieval.candidatesPerCategory, "fresh_per_category": retrieval.freshPerCategory, "scored_first": retrieval.scoredFirst, "fresh_scored_first": retrieval.freshScoredFirst, "num_items": numItems,
                                   "users": inputs.count, "scenarios": results]
         let data = try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys])

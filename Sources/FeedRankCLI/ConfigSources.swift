@@ -1,4 +1,5 @@
 import Foundation
+import Ranking
 
 /// Where a `serve` setting comes from, highest priority first: the flag, the environment
 /// (`FEEDRANK_<FLAG>`, e.g. FEEDRANK_BROKERS, FEEDRANK_HTTP_PORT), the `--config` file.
@@ -48,6 +49,26 @@ struct ConfigSources {
         guard let s = value(name, flag: nil) else { return nil }
         guard let v = Int(s) else { throw CLIError.usage("\(origin(of: name)) \(name): '\(s)' is not an integer") }
         return v
+    }
+
+    func double(_ name: String, flag: Double?) throws -> Double? {
+        if let flag { return flag }
+        guard let s = value(name, flag: nil) else { return nil }
+        guard let v = Double(s) else { throw CLIError.usage("\(origin(of: name)) \(name): '\(s)' is not a number") }
+        return v
+    }
+
+    /// The retrieval settings of `--nprobe` and `--probe-margin` (or their environment / config
+    /// file entries), checked.
+    func retrieval(nprobe: Int?, probeMargin: Double?) throws -> RetrievalSettings {
+        var r = RetrievalSettings()
+        r.nprobe = try int("nprobe", flag: nprobe) ?? r.nprobe
+        guard r.nprobe >= 1 else { throw CLIError.usage("--nprobe must be >= 1") }
+        if let m = try double("probe-margin", flag: probeMargin) {
+            guard m >= 0 else { throw CLIError.usage("--probe-margin must be >= 0 (inf: every --nprobe list), got \(m)") }
+            r.probeMargin = Float(m)
+        }
+        return r
     }
 
     func origin(of name: String) -> String {

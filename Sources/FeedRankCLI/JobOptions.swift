@@ -17,6 +17,7 @@ struct JobOptions: ParsableArguments {
     @Option(help: "Config file (key = value lines, as for serve).") var config: String?
     @Option(help: "IVF-PQ index file from `feedrank index build` (default: built at start).") var index: String?
     @Option(help: "Inverted lists probed per category (default 4).") var nprobe: Int?
+    @Option(help: "Lists after a category's best are probed only within this probe-score margin (default 0.025; inf: all --nprobe).") var probeMargin: Double?
     @Option(name: .customLong("activity-topic")) var activityTopic: String?
     @Option(name: .customLong("responses-topic")) var responsesTopic: String?
     @Option(name: .customLong("dlq-topic")) var dlqTopic: String?
@@ -79,9 +80,7 @@ struct JobOptions: ParsableArguments {
     /// Loads the bundle and index (or builds the index) into a catalogue.
     func catalog(_ r: Resolved, logger: Logger) throws -> RankingCatalog {
         BLAS.threadCount = 1  // parallelism comes from the ranking threads
-        var retrieval = RetrievalSettings()
-        retrieval.nprobe = try r.sources.int("nprobe", flag: nprobe) ?? retrieval.nprobe
-        guard retrieval.nprobe >= 1 else { throw CLIError.usage("--nprobe must be >= 1") }
+        let retrieval = try r.sources.retrieval(nprobe: nprobe, probeMargin: probeMargin)
         let b = try CatalogLoader.loadBundle(r.bundlePath, logger: logger)
         let idx = try CatalogLoader.loadIndex(r.sources.value("index", flag: index), bundle: b, logger: logger)
         return try CatalogLoader.catalog(bundle: b, index: idx, retrieval: retrieval)

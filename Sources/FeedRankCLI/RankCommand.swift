@@ -21,6 +21,7 @@ struct RankCommand: ParsableCommand {
     @Flag(help: "Print the score components of the returned and the best dropped items to stderr.") var explain = false
     @Option(help: "IVF-PQ index file (default: built from the bundle).") var index: String?
     @Option(help: "Inverted lists probed per category.") var nprobe: Int?
+    @Option(help: "Lists after a category's best are probed only within this probe-score margin (default 0.025; inf: all --nprobe).") var probeMargin: Double?
 
     func validate() throws {
         guard RankingRequest.numItemsRange.contains(numItems) else {
@@ -62,6 +63,10 @@ struct RankCommand: ParsableCommand {
         }
         var retrieval = RetrievalSettings()
         if let nprobe { retrieval.nprobe = nprobe }
+        if let probeMargin {
+            guard probeMargin >= 0 else { throw CLIError.usage("--probe-margin must be >= 0 (inf: every --nprobe list), got \(probeMargin)") }
+            retrieval.probeMargin = Float(probeMargin)
+        }
         let idx = exact ? nil : try CatalogLoader.loadIndex(index, bundle: b, logger: logger)
         let catalog = try CatalogLoader.catalog(bundle: b, index: idx, retrieval: retrieval)
         let ranker = FeedRanker(catalog: catalog)

@@ -45,6 +45,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace|debug|info|notice|warning|error|critical (default info).") var logLevel: String?
     @Option(name: .customLong("log-format"), help: "json|text (default json).") var logFormat: String?
     @Option(help: "Inverted lists probed per category (default 4).") var nprobe: Int?
+    @Option(help: "Lists after a category's best are probed only within this probe-score margin (default 0.025; inf: all --nprobe).") var probeMargin: Double?
 
     func run() async throws {
         let src = try ConfigSources(configFile: config)
@@ -84,9 +85,7 @@ struct ServeCommand: AsyncParsableCommand {
         let port = try src.int("http-port", flag: httpPort) ?? 8080
         guard (0...65535).contains(port) else { throw CLIError.usage("--http-port \(port): not a port number") }
         let host = src.value("http-host", flag: httpHost) ?? "0.0.0.0"
-        var retrieval = RetrievalSettings()
-        retrieval.nprobe = try src.int("nprobe", flag: nprobe) ?? retrieval.nprobe
-        guard retrieval.nprobe >= 1 else { throw CLIError.usage("--nprobe must be >= 1") }
+        let retrieval = try src.retrieval(nprobe: nprobe, probeMargin: probeMargin)
 
         BLAS.threadCount = 1
         let registry = PrometheusCollectorRegistry()

@@ -87,7 +87,8 @@ public final class BatchSourcePicks {
             catalog.categoryLabels.withUnsafeBufferPointer { labels in
                 searcher.searchPerLabel(batch: embeddings.baseAddress!, count: n, labels: labels,
                                         k: catalog.retrieval.candidatesPerCategory,
-                                        parameters: SearchParameters(nprobe: catalog.retrieval.nprobe))
+                                        parameters: SearchParameters(nprobe: catalog.retrieval.nprobe,
+                                                                     probeMargin: catalog.retrieval.probeMargin))
             }
             for user in 0..<n {
                 out[user].organic = (0..<catalog.categoryCount).map { cat in

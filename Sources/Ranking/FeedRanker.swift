@@ -96,7 +96,7 @@ public final class FeedRanker {
                 u.withUnsafeBufferPointer { q in
                     catalog.categoryLabels.withUnsafeBufferPointer { labels in
                         searcher.searchPerLabel(q.baseAddress!, labels: labels, k: k0,
-                                                parameters: SearchParameters(nprobe: settings.nprobe))
+                                                parameters: SearchParameters(nprobe: settings.nprobe, probeMargin: settings.probeMargin))
                     }
                 }
                 for cat in 0..<c { neighbors.append(searcher.results(forLabelAt: cat).map { Int32(truncatingIfNeeded: $0.id) }) }

@@ -86,9 +86,9 @@ public final class RankingCatalog: Sendable {
 /// Rows at or above the quality floor (one category's organic rows, or the promoted rows) sorted
 /// by `published_at`, with an int8 copy of their embeddings in that order: the items fresh at
 /// any T, those with T - 24 h < published_at <= T, are a contiguous slice whose approximate dot
-/// products are one pass over D + 4 bytes per item (the few rows picked are then scored
-/// exactly like every other candidate). The copy costs D + 4 bytes per item, 65 MiB per million
-/// items at D = 64.
+/// products are one pass over D + 8 bytes per item (the few rows picked are then scored
+/// exactly like every other candidate). The copy costs D + 8 bytes per item (codes, a scale and
+/// a code sum per row), 69 MiB per million items at D = 64.
 struct FreshSlice: Sendable {
     let rows: [Int32]
     let published: [Int64]

@@ -60,10 +60,16 @@ public struct SearchParameters: Sendable, Equatable {
     /// With a `VectorSource`, the index collects k × refineFactor candidates by approximate
     /// score and re-scores them exactly (FAISS's IndexRefineFlat k_factor). 1 = no refinement.
     public var refineFactor: Int
+    /// Label-restricted searches: of the `nprobe` lists selected for a label, the ones after
+    /// the best are scanned only while their probe score (<q, c> - |c|²/2) is within this much
+    /// of the best list's, or while fewer than k of the label's entries were in the lists
+    /// before them. Infinity (the default): all `nprobe`.
+    public var probeMargin: Float
 
-    public init(nprobe: Int = 8, refineFactor: Int = 1) {
+    public init(nprobe: Int = 8, refineFactor: Int = 1, probeMargin: Float = .infinity) {
         self.nprobe = nprobe
         self.refineFactor = refineFactor
+        self.probeMargin = probeMargin
     }
 }
 

@@ -64,9 +64,10 @@ extension IVFPQSearcher {
             let lists = index.lists
             for q in 0..<n {
                 for (li, label) in labels.enumerated() where Int(label) < lists.listsByLabel.count {
-                    let np = lists.listsByLabel[Int(label)].withUnsafeBufferPointer {
+                    let selected = lists.listsByLabel[Int(label)].withUnsafeBufferPointer {
                         selectProbes(parameters.nprobe, candidates: $0, coarse: coarseAll + q * nlist)
                     }
+                    let np = probesWithinMargin(selected, label: label, k: kk, margin: parameters.probeMargin)
                     // Each query's best list first (phase bit 0): its heaps fill with good
                     // entries early, so the later scans push little.
                     for p in 0..<np {

@@ -118,7 +118,7 @@ public final class IVFPQSearcher {
             for (li, label) in labels.enumerated() {
                 heaps[li].reset(capacity: depth)
                 guard depth > 0 else { continue }
-                scanLabel(label, nprobe: parameters.nprobe, heap: &heaps[li], predicate: nil)
+                scanLabel(label, parameters: parameters, heap: &heaps[li], predicate: nil)
                 labelResultCounts[li] = finish(heap: heaps[li], query: query, k: kk, refine: refine,
                                                into: results + li * kk, scratch: results + labels.count * kk)
             }
@@ -158,7 +158,7 @@ public final class IVFPQSearcher {
         case .predicate(let p):
             scanAll(nprobe: parameters.nprobe, heap: &heaps[0], predicate: p)
         case .label(let label):
-            scanLabel(label, nprobe: parameters.nprobe, heap: &heaps[0], predicate: nil)
+            scanLabel(label, parameters: parameters, heap: &heaps[0], predicate: nil)
         }
         let n = finish(heap: heaps[0], query: query, k: kk, refine: refine, into: results, scratch: results + kk)
         return UnsafeBufferPointer(start: results, count: n)
@@ -226,15 +226,34 @@ public final class IVFPQSearcher {
         }
     }
 
-    func scanLabel(_ label: UInt16, nprobe: Int, heap: inout TopKHeap, predicate: ((Int64) -> Bool)?) {
+    func scanLabel(_ label: UInt16, parameters: SearchParameters, heap: inout TopKHeap, predicate: ((Int64) -> Bool)?) {
         let lists = index.lists
         guard Int(label) < lists.listsByLabel.count else { return }
-        let np = lists.listsByLabel[Int(label)].withUnsafeBufferPointer { selectProbes(nprobe, candidates: $0) }
+        let selected = lists.listsByLabel[Int(label)].withUnsafeBufferPointer { selectProbes(parameters.nprobe, candidates: $0) }
+        let np = probesWithinMargin(selected, label: label, k: heap.capacity, margin: parameters.probeMargin)
         for p in 0..<np {
             let l = Int(probes[p].id)
             guard let r = lists.range(of: label, in: l) else { continue }
             scan(lists.lists[l], range: r, base: coarse[l], heap: &heap, predicate: predicate)
         }
+    }
+
+    /// How many of the `np` probes just selected for `label` (best first, in `probes`) a search
+    /// scans under `SearchParameters.probeMargin`: the best list, then each next one whose probe
+    /// score is within `margin` of the best list's, and any list while those before it hold
+    /// fewer than `k` of the label's entries (so the search still finds k when the selected lists
+    /// have them). Depends only on the probes and the lists' sizes, not on what a scan found, so
+    /// the batched search makes the same choice.
+    func probesWithinMargin(_ np: Int, label: UInt16, k: Int, margin: Float) -> Int {
+        guard np > 1, margin < .infinity else { return np }
+        let lists = index.lists
+        let best = probes[0].score
+        var held = 0
+        for p in 0..<np {
+            if p > 0 && held >= k && probes[p].score < best - margin { return p }
+            held += lists.range(of: label, in: Int(probes[p].id))?.count ?? 0
+        }
+        return np
     }
 
     @inline(__always)

@@ -101,12 +101,44 @@ struct IndexTests {
         #expect(all[0].count == 7)
     }
 
-    @Test("per-label search of many queries at once returns each query's per-label results (up to rounding and ties)", arguments: [4, 8])
-    func batchedPerLabelSearchMatchesPerQuery(bits: Int) throws {
+    @Test("a probe margin of 0 scans a label's best list alone when it holds k of the label's entries, and more lists only until k are held")
+    func zeroProbeMarginScansTheBestList() throws {
+        let index = try makeIndex(Self.data, m: 8, bits: 4, labelCount: 5)
+        let searcher = index.makeSearcher()
+        var alone = 0, extended = 0
+        for qi in 0..<Self.queries.count {
+            let q = Self.queries.row(qi)
+            for label in 0..<5 {
+                for k in [3, 40] {
+                    let one = searcher.search(q, k: k, parameters: SearchParameters(nprobe: 1), filter: .label(UInt16(label)))
+                    let all = searcher.search(q, k: k, parameters: SearchParameters(nprobe: 4), filter: .label(UInt16(label)))
+                    searcher.resetStatistics()
+                    let margin = searcher.search(q, k: k, parameters: SearchParameters(nprobe: 4, probeMargin: 0), filter: .label(UInt16(label)))
+                    let lists = searcher.statistics.listsScanned
+                    if one.count >= k {
+                        // The best list holds k: nothing else is scanned.
+                        #expect(margin == one, "query \(qi) label \(label) k \(k)")
+                        #expect(lists == 1)
+                        alone += 1
+                    } else {
+                        // Lists are added until k are held (or the 4 run out).
+                        #expect(margin.count == min(k, all.count), "query \(qi) label \(label) k \(k)")
+                        #expect(lists > 1)
+                        extended += 1
+                    }
+                }
+            }
+        }
+        #expect(alone > 0 && extended > 0, "both cases occur: \(alone) / \(extended)")
+    }
+
+    @Test("per-label search of many queries at once returns each query's per-label results (up to rounding and ties)",
+          arguments: [(4, Float.infinity), (8, .infinity), (4, 0.05), (4, 0)])
+    func batchedPerLabelSearchMatchesPerQuery(bits: Int, probeMargin: Float) throws {
         let index = try makeIndex(Self.data, m: 8, bits: bits, labelCount: 6)
         let searcher = index.makeSearcher(), single = index.makeSearcher()
         let labels: [UInt16] = [5, 0, 3, 9, 1]   // 9 does not exist: empty results
-        let params = SearchParameters(nprobe: 3)
+        let params = SearchParameters(nprobe: 3, probeMargin: probeMargin)
         let n = Self.queries.count
         let queries = (0..<n).flatMap { Self.queries.row($0) }
         queries.withUnsafeBufferPointer { q in
