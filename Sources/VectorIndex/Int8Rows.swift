@@ -85,24 +85,7 @@ public struct Int8Rows: Sendable {
         precondition(rows.lowerBound >= 0 && rows.upperBound <= count, "Int8Rows.dots: rows \(rows) of \(count)")
         precondition(query.dimension == dimension, "Int8Rows.dots: query of dimension \(query.dimension), rows of \(dimension)")
         if kernel == .scalar { return dotsScalar(query, rows: rows, into: out) }
-        guard let inv = query.inv else {
-            for i in 0..<rows.count { out[i] = 0 }
-            return
-        }
-        withBlocks(query, inv: inv) { block in
-            var i = rows.lowerBound
-            while i < rows.upperBound {
-                let b = i >> 3
-                let f = block(b)
-                if i == b * 8 && i + 8 <= rows.upperBound {
-                    UnsafeMutableRawPointer(out + (i - rows.lowerBound)).storeBytes(of: f, as: SIMD8<Float>.self)
-                    i += 8
-                    continue
-                }
-                let end = min(rows.upperBound, b * 8 + 8)
-                while i < end { out[i - rows.lowerBound] = f[i & 7]; i += 1 }
-            }
-        }
+        _ = write(query, rows: rows, into: out)
     }
 
     /// `dots`, returning the smallest of the eight lanes' maxima (lane r: the rows i of `rows`
@@ -112,13 +95,18 @@ public struct Int8Rows: Sendable {
     public func dotsWithLaneBar(_ query: Int8Query, rows: Range<Int>, into out: UnsafeMutablePointer<Float>) -> Float {
         precondition(rows.lowerBound >= 0 && rows.upperBound <= count, "Int8Rows.dots: rows \(rows) of \(count)")
         precondition(query.dimension == dimension, "Int8Rows.dots: query of dimension \(query.dimension), rows of \(dimension)")
-        guard rows.count >= 8 else {
-            dots(query, rows: rows, into: out)
-            return -.infinity
-        }
+        let lanes = write(query, rows: rows, into: out)
+        return rows.count >= 8 ? lanes.min() : -.infinity
+    }
+
+    /// The approximate dots of `rows` into `out`; returns the lane-wise maxima over them (lane r:
+    /// rows i with i % 8 == r; -infinity for a lane without a row).
+    private func write(_ query: Int8Query, rows: Range<Int>, into out: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
         guard let inv = query.inv else {
             for i in 0..<rows.count { out[i] = 0 }
-            return 0
+            var lanes = SIMD8<Float>(repeating: -.infinity)
+            for i in rows.prefix(8) { lanes[i & 7] = 0 }
+            return lanes
         }
         var lanes = SIMD8<Float>(repeating: -.infinity)
         withBlocks(query, inv: inv) { block in
@@ -140,7 +128,7 @@ public struct Int8Rows: Sendable {
                 }
             }
         }
-        return lanes.min()
+        return lanes
     }
 
     /// Calls `visit(i, dot)` for the rows i in `rows`, in ascending order, whose approximate
