@@ -49,8 +49,8 @@ public struct RetrievalSettings: Sendable, Equatable {
     /// `candidatesPerCategory` of the category's items); embeddings are unit-norm, so this is
     /// in cosine units. 0.025 scans ~40 % fewer lists than all 4 (1M: 41,000 -> 29,600 entries
     /// per ranking; 100k: 80 -> 45 lists) for +7-12 % rankings/s, at an overlap with the exact
-    /// lists of 0.9963 / 0.9814 at 100k (1,000 users, was 0.9982 / 0.9916) and 0.9959 / 0.9723 at
-    /// 1M (300 users, was 0.9962 / 0.9781), now / +2d; 0.018 fell to 0.9578 at 1M +2d.
+    /// lists over 1,000 users of 0.9963 / 0.9814 at 100k (was 0.9982 / 0.9916) and 0.9961 / 0.9737
+    /// at 1M (was 0.9965 / 0.9795), now / +2d; 0.018 fell to 0.9578 at 1M +2d (300 users).
     /// Infinity scans all `nprobe`. Searches after a category runs dry use no margin.
     public var probeMargin: Float = 0.025
     /// Fresh candidates per category (rule 2's boost lifts fresh items the index ranks low, so
