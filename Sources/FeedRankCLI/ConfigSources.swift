@@ -64,11 +64,14 @@ struct ConfigSources {
         var r = RetrievalSettings()
         r.nprobe = try int("nprobe", flag: nprobe) ?? r.nprobe
         guard r.nprobe >= 1 else { throw CLIError.usage("--nprobe must be >= 1") }
-        if let m = try double("probe-margin", flag: probeMargin) {
-            guard m >= 0 else { throw CLIError.usage("--probe-margin must be >= 0 (inf: every --nprobe list), got \(m)") }
-            r.probeMargin = Float(m)
-        }
+        if let m = try double("probe-margin", flag: probeMargin) { r.probeMargin = try Self.checkedProbeMargin(m) }
         return r
+    }
+
+    /// `--probe-margin`'s value, or a usage error naming it (negative or NaN).
+    static func checkedProbeMargin(_ m: Double) throws -> Float {
+        guard m >= 0 else { throw CLIError.usage("--probe-margin must be >= 0 (inf: every --nprobe list), got \(m)") }
+        return Float(m)
     }
 
     func origin(of name: String) -> String {

@@ -63,10 +63,7 @@ struct RankCommand: ParsableCommand {
         }
         var retrieval = RetrievalSettings()
         if let nprobe { retrieval.nprobe = nprobe }
-        if let probeMargin {
-            guard probeMargin >= 0 else { throw CLIError.usage("--probe-margin must be >= 0 (inf: every --nprobe list), got \(probeMargin)") }
-            retrieval.probeMargin = Float(probeMargin)
-        }
+        if let probeMargin { retrieval.probeMargin = try ConfigSources.checkedProbeMargin(probeMargin) }
         let idx = exact ? nil : try CatalogLoader.loadIndex(index, bundle: b, logger: logger)
         let catalog = try CatalogLoader.catalog(bundle: b, index: idx, retrieval: retrieval)
         let ranker = FeedRanker(catalog: catalog)

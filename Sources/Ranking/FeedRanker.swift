@@ -354,10 +354,6 @@ struct CandidatePass {
         return out
     }
 
-    /// As `score` for exact retrieval over a whole category: only the `keep` best eligible
-    /// candidates are kept (sorted by `Candidate.ranksBefore`; rule 3's counters still count
-    /// every row). `complete` is false when eligible candidates were left out, so a selection
-    /// that runs through the kept ones asks for the category again (`needMore`).
     /// Candidates are random rows of a large item table and embedding matrix: every cache line
     /// `score` will read is first touched with independent loads (the CPU overlaps those misses).
     /// Scoring cold, each row's misses came one after another (measured: 90 % of `score`'s time
@@ -379,6 +375,10 @@ struct CandidatePass {
         touchSink = touch
     }
 
+    /// As `score` for exact retrieval over a whole category: only the `keep` best eligible
+    /// candidates are kept (sorted by `Candidate.ranksBefore`; rule 3's counters still count
+    /// every row). `complete` is false when eligible candidates were left out, so a selection
+    /// that runs through the kept ones asks for the category again (`needMore`).
     mutating func scoreTop(rows: [Int32], keep: Int) -> (items: [Candidate], complete: Bool) {
         precondition(keep > 0, "scoreTop: keep must be positive")
         scored += rows.count
