@@ -92,17 +92,6 @@ enum FastScan {
         #endif
     }
 
-    /// The lane-wise maximum (one `vpmaxuw`; the standard library's `pointwiseMax` compiled to a
-    /// call doing one lane at a time).
-    @inline(__always)
-    static func lanewiseMax(_ a: SIMD16<UInt16>, _ b: SIMD16<UInt16>) -> SIMD16<UInt16> {
-        #if arch(x86_64)
-        return unsafeBitCast(_mm256_max_epu16(unsafeBitCast(a, to: __m256i.self), unsafeBitCast(b, to: __m256i.self)), to: SIMD16<UInt16>.self)
-        #else
-        return pointwiseMax(a, b)
-        #endif
-    }
-
     /// `(even, odd)` with the lanes whose entry (`entry(ofLane:)`, 0..<32 within the block) is
     /// outside `entries` set to 0.
     @inline(__always)

@@ -383,8 +383,8 @@ public final class IVFPQSearcher {
                 // A block the range only partly covers: its other lanes do not count.
                 (even, odd) = FastScan.zeroingLanes(even, odd, outside: (range.lowerBound - b * 32)..<(range.upperBound - b * 32))
             }
-            maxEven = FastScan.lanewiseMax(maxEven, even)
-            maxOdd = FastScan.lanewiseMax(maxOdd, odd)
+            maxEven = lanewiseMax(maxEven, even)
+            maxOdd = lanewiseMax(maxOdd, odd)
         }
         // The largest lane maximum v that at least k lane maxima reach (0 -- no bar -- when fewer
         // than k lanes saw an entry; a real entry summing to 0 only makes the bar lower).

@@ -116,7 +116,7 @@ public struct Int8Rows: Sendable {
                 let f = block(b)
                 if i == b * 8 && i + 8 <= rows.upperBound {
                     UnsafeMutableRawPointer(out + (i - rows.lowerBound)).storeBytes(of: f, as: SIMD8<Float>.self)
-                    lanes = Self.lanewiseMax(lanes, f)
+                    lanes = lanewiseMax(lanes, f)
                     i += 8
                     continue
                 }
@@ -161,17 +161,6 @@ public struct Int8Rows: Sendable {
                 }
             }
         }
-    }
-
-    /// The lane-wise maximum (one `vmaxps`; the standard library's `pointwiseMax` compiled to a
-    /// call doing one lane at a time, 8 % of a ranking at 1M items).
-    @inline(__always)
-    static func lanewiseMax(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
-        #if arch(x86_64)
-        return unsafeBitCast(_mm256_max_ps(unsafeBitCast(a, to: __m256.self), unsafeBitCast(b, to: __m256.self)), to: SIMD8<Float>.self)
-        #else
-        return pointwiseMax(a, b)
-        #endif
     }
 
     /// One bit per lane of `f` above `t`.
