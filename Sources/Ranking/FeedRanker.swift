@@ -17,6 +17,15 @@ public final class FeedRanker {
     private var query: Int8Query
     /// Scratch for the fresh and promoted sources' approximate dot products.
     private var dots: [Float] = []
+    /// Per-ranking scratch kept across rankings (no allocation per category per ranking): the
+    /// index candidates, fresh picks and first-round split per category, the source picks'
+    /// selections, the candidate pools and per-category counters.
+    private var indexGroups = RowGroups(), freshGroups = RowGroups()
+    private var firstGroups = RowGroups(), laterGroups = RowGroups()
+    private var freshBest = TopRows(k: 0), promotedNewer = TopRows(k: 0), promotedOlder = TopRows(k: 0)
+    private var promotedPicked: [Int32] = []
+    private var poolStore: [CategoryCandidates] = []
+    private var expansions: [Int] = [], allIndexed: [Bool] = [], laterTaken: [Bool] = []
 
     public init(catalog: RankingCatalog) {
         self.catalog = catalog
@@ -80,48 +89,55 @@ public final class FeedRanker {
 
         // Organic candidates per category.
         let c = catalog.categoryCount
-        var pools = [CategoryCandidates](repeating: CategoryCandidates(items: [], complete: true), count: c)
-        var expansions = [Int](repeating: 0, count: c)
-        var later = [[Int32]](repeating: [], count: c)
-        var freshPicks = [[Int32]](repeating: [], count: c)
-        var allIndexed = [Bool](repeating: false, count: c)
+        var pools = takePools(c)
+        indexGroups.reset(); freshGroups.reset(); firstGroups.reset(); laterGroups.reset()
+        expansions.removeAll(keepingCapacity: true); expansions.append(contentsOf: repeatElement(0, count: c))
+        allIndexed.removeAll(keepingCapacity: true); allIndexed.append(contentsOf: repeatElement(false, count: c))
+        laterTaken.removeAll(keepingCapacity: true); laterTaken.append(contentsOf: repeatElement(false, count: c))
         if useIndex, let searcher {
             let settings = catalog.retrieval
             let k0 = settings.candidatesPerCategory
-            var neighbors: [[Int32]] = []
             if let organic = batchPicks?.organic {
-                neighbors = organic
+                for cat in 0..<c {
+                    for r in organic[cat] { indexGroups.append(r) }
+                    indexGroups.close()
+                }
             } else {
-                neighbors.reserveCapacity(c)
                 u.withUnsafeBufferPointer { q in
                     catalog.categoryLabels.withUnsafeBufferPointer { labels in
                         searcher.searchPerLabel(q.baseAddress!, labels: labels, k: k0,
                                                 parameters: SearchParameters(nprobe: settings.nprobe, probeMargin: settings.probeMargin))
                     }
                 }
-                for cat in 0..<c { neighbors.append(searcher.results(forLabelAt: cat).map { Int32(truncatingIfNeeded: $0.id) }) }
+                for cat in 0..<c {
+                    for n in searcher.results(forLabelAt: cat) { indexGroups.append(Int32(truncatingIfNeeded: n.id)) }
+                    indexGroups.close()
+                }
             }
             lap(\.retrieval)
             // Per category the best candidates by approximate score are scored exactly now, the
             // rest (`later`) only if the selection runs through the category.
             let firstIndex = input.explain ? Int.max : settings.scoredFirst
             let firstFresh = input.explain ? Int.max : settings.freshScoredFirst
-            var first = [[Int32]](repeating: [], count: c)
             for cat in 0..<c {
-                let fresh = batchPicks.map { $0.fresh[cat] } ?? freshCandidates(cat: cat, at: input.at, impressed: pass.impressed)
-                freshPicks[cat] = fresh
-                (first[cat], later[cat]) = Self.split(index: neighbors[cat], fresh: fresh, firstIndex: firstIndex, firstFresh: firstFresh)
+                if let batchPicks {
+                    for r in batchPicks.fresh[cat] { freshGroups.append(r) }
+                } else {
+                    appendFreshCandidates(cat: cat, at: input.at, impressed: pass.impressed)
+                }
+                freshGroups.close()
+                Self.split(index: indexGroups[cat], fresh: freshGroups[cat], firstIndex: firstIndex, firstFresh: firstFresh,
+                           now: &firstGroups, later: &laterGroups)
             }
             // Every category's first-round rows are touched in one pass (~8-12 rows a category
             // alone leave too few misses in flight), then scored.
-            pass.touch(first)
+            pass.touch(CollectionOfOne(firstGroups.rows))
             for cat in 0..<c {
-                var items = pass.score(rows: first[cat], promoted: false, touched: true)
-                Candidate.sortRanked(&items)
-                let rest = later[cat]
+                pass.score(rows: firstGroups[cat], promoted: false, touched: true, into: &pools[cat].items)
+                Candidate.sortRanked(&pools[cat].items)
                 // Every organic item of the category was a candidate: nothing else can exist.
-                allIndexed[cat] = neighbors[cat].count >= catalog.indexedRows(category: cat).count
-                pools[cat] = CategoryCandidates(items: items, complete: rest.isEmpty && allIndexed[cat])
+                allIndexed[cat] = indexGroups.range(cat).count >= catalog.indexedRows(category: cat).count
+                pools[cat].complete = laterGroups.range(cat).isEmpty && allIndexed[cat]
             }
             lap(\.rescore)
         } else {
@@ -144,12 +160,12 @@ public final class FeedRanker {
         while !selection.needMore.isEmpty && !boundHit {
             var searched = false
             for cat in selection.needMore {
-                if !later[cat].isEmpty {
+                if cat < laterGroups.count && !laterTaken[cat] && !laterGroups.range(cat).isEmpty {
                     // First the category's remaining first-round candidates.
-                    var items = pass.score(rows: later[cat], promoted: false) + pools[cat].items
-                    Candidate.sortRanked(&items)
-                    later[cat] = []
-                    pools[cat] = CategoryCandidates(items: items, complete: allIndexed[cat])
+                    laterTaken[cat] = true
+                    pass.score(rows: laterGroups[cat], promoted: false, into: &pools[cat].items)
+                    Candidate.sortRanked(&pools[cat].items)
+                    pools[cat].complete = allIndexed[cat]
                     lap(\.rescore)
                     continue
                 }
@@ -176,7 +192,7 @@ public final class FeedRanker {
                         searcher!.search(q.baseAddress!, k: k, parameters: SearchParameters(nprobe: nprobe),
                                          filter: .label(UInt16(cat))).map { Int32(truncatingIfNeeded: $0.id) }
                     }
-                    for r in freshPicks[cat] where !rows.contains(r) { rows.append(r) }
+                    for r in freshGroups[cat] where !rows.contains(r) { rows.append(r) }
                     lap(\.retrieval)
                 }
                 var items = pass.score(rows: rows, promoted: false)
@@ -194,17 +210,14 @@ public final class FeedRanker {
         counters.add(.noPromotedSlot, selection.unplacedPromoted.count)
 
         let items = selection.items.map { s -> RankedItem in
-            var reasons: [String] = []
-            if s.promoted { reasons.append("promoted_slot") }
-            if s.slotFilledOrganically { reasons.append("slot_filled_organically") }
-            if s.candidate.fresh { reasons.append("fresh_boost") }
-            return RankedItem(itemId: s.candidate.itemId, score: s.candidate.score, rank: s.rank,
-                              promoted: s.promoted, reasons: reasons)
+            RankedItem(itemId: s.candidate.itemId, score: s.candidate.score, rank: s.rank, promoted: s.promoted,
+                       reasons: Self.reasons[(s.promoted ? 1 : 0) | (s.slotFilledOrganically ? 2 : 0) | (s.candidate.fresh ? 4 : 0)])
         }
         var explanation: Explanation?
         if input.explain {
             explanation = Self.explain(selection: selection, pools: pools, pass: pass)
         }
+        poolStore = pools
         return RankingOutput(items: items, coldStart: input.state == nil,
                              short: selection.short && !boundHit, boundHit: boundHit,
                              counters: counters, userEmbedding: u, timings: timings,
@@ -213,15 +226,36 @@ public final class FeedRanker {
 
     /// A category's first-round candidates split into those scored exactly before the selection
     /// (the first `firstIndex` of `index` and the first `firstFresh` of `fresh`, both best first
-    /// by approximate score) and the rest; each row once.
+    /// by approximate score) and the rest; each row once. Appends one group to each of `now`
+    /// and `later`.
+    static func split<Index: Collection<Int32>, Fresh: Collection<Int32>>(
+        index: Index, fresh: Fresh, firstIndex: Int, firstFresh: Int, now: inout RowGroups, later: inout RowGroups) {
+        for r in index.prefix(firstIndex) { now.append(r) }
+        for r in fresh.prefix(firstFresh) where !now.openGroupContains(r) { now.append(r) }
+        for r in index.dropFirst(firstIndex) where !now.openGroupContains(r) { later.append(r) }
+        for r in fresh.dropFirst(firstFresh) where !now.openGroupContains(r) && !later.openGroupContains(r) { later.append(r) }
+        now.close()
+        later.close()
+    }
+
+    /// `split` for one category, as arrays.
     static func split(index: [Int32], fresh: [Int32], firstIndex: Int, firstFresh: Int) -> (now: [Int32], later: [Int32]) {
-        var now: [Int32] = [], later: [Int32] = []
-        now.reserveCapacity(min(index.count, firstIndex) + min(fresh.count, firstFresh))
-        now.append(contentsOf: index.prefix(firstIndex))
-        for r in fresh.prefix(firstFresh) where !now.contains(r) { now.append(r) }
-        for r in index.dropFirst(firstIndex) where !now.contains(r) { later.append(r) }
-        for r in fresh.dropFirst(firstFresh) where !now.contains(r) && !later.contains(r) { later.append(r) }
-        return (now, later)
+        var now = RowGroups(), later = RowGroups()
+        split(index: index, fresh: fresh, firstIndex: firstIndex, firstFresh: firstFresh, now: &now, later: &later)
+        return (Array(now[0]), Array(later[0]))
+    }
+
+    /// The candidate pools of a ranking, one per category, empty: the last ranking's, whose
+    /// arrays keep their storage.
+    private func takePools(_ c: Int) -> [CategoryCandidates] {
+        var p: [CategoryCandidates] = []
+        swap(&p, &poolStore)
+        if p.count != c { return [CategoryCandidates](repeating: CategoryCandidates(items: [], complete: true), count: c) }
+        for i in 0..<c {
+            p[i].items.removeAll(keepingCapacity: true)
+            p[i].complete = true
+        }
+        return p
     }
 
     /// The best `freshPerCategory` items of category `cat` that are fresh at `at` (rule 2) and
@@ -229,19 +263,32 @@ public final class FeedRanker {
     /// boost, so the best by dot are the best by final score. One pass of approximate (int8)
     /// dot products over the category's contiguous fresh slice picks them, with a margin of
     /// `approximationMargin` for the approximation; the picked rows are then scored exactly like
-    /// every other candidate.
-    private func freshCandidates(cat: Int, at: Int64, impressed: IdCounts) -> [Int32] {
+    /// every other candidate. Appends them to the group `freshGroups` is building.
+    private func appendFreshCandidates(cat: Int, at: Int64, impressed: IdCounts) {
         let k = catalog.retrieval.freshPerCategory
-        guard k > 0, cat < catalog.freshSource.count else { return [] }
+        guard k > 0, cat < catalog.freshSource.count else { return }
         let src = catalog.freshSource[cat]
         let lo = src.firstAfter(at - catalog.rules.freshWindowMs), hi = src.firstAfter(at)
         let n = hi - lo
         let pick = k + Self.approximationMargin
-        guard n > 0 else { return [] }
-        if n <= pick && impressed.isEmpty { return Array(src.rows[lo..<hi]) }
-        var best = TopRows(k: pick)
-        src.offerApproximate(lo..<hi, query: query, impressed: impressed, to: &best, dots: &dots)
-        return best.rows
+        guard n > 0 else { return }
+        if n <= pick && impressed.isEmpty {
+            for r in src.rows[lo..<hi] { freshGroups.append(r) }
+            return
+        }
+        freshBest.reset(k: pick)
+        src.offerApproximate(lo..<hi, query: query, impressed: impressed, to: &freshBest, dots: &dots)
+        freshBest.appendRows(to: &freshGroups)
+    }
+
+    /// An item's `reasons` by (promoted, slot filled organically, fresh) as bits 0, 1, 2: shared
+    /// arrays, so the 50 items of a list allocate none.
+    private static let reasons: [[String]] = (0..<8).map { bits in
+        var r: [String] = []
+        if bits & 1 != 0 { r.append("promoted_slot") }
+        if bits & 2 != 0 { r.append("slot_filled_organically") }
+        if bits & 4 != 0 { r.append("fresh_boost") }
+        return r
     }
 
     /// Rows picked by approximate dot products beyond those needed, so the approximation's
@@ -267,11 +314,15 @@ public final class FeedRanker {
         let e = src.count
         guard e > 0 else { return [] }
         let lo = src.firstAfter(at - rules.freshWindowMs), hi = src.firstAfter(at)
-        var newer = TopRows(k: m), older = TopRows(k: m)
-        src.offerApproximate(lo..<hi, query: query, impressed: impressed, to: &newer, dots: &dots)
-        src.offerApproximate(0..<lo, query: query, impressed: impressed, to: &older, dots: &dots)
-        src.offerApproximate(hi..<e, query: query, impressed: impressed, to: &older, dots: &dots)
-        return newer.rows + older.rows
+        promotedNewer.reset(k: m)
+        promotedOlder.reset(k: m)
+        src.offerApproximate(lo..<hi, query: query, impressed: impressed, to: &promotedNewer, dots: &dots)
+        src.offerApproximate(0..<lo, query: query, impressed: impressed, to: &promotedOlder, dots: &dots)
+        src.offerApproximate(hi..<e, query: query, impressed: impressed, to: &promotedOlder, dots: &dots)
+        promotedPicked.removeAll(keepingCapacity: true)
+        promotedNewer.appendRows(to: &promotedPicked)
+        promotedOlder.appendRows(to: &promotedPicked)
+        return promotedPicked
     }
 
     /// Rule 5's picks from the promoted source given a dot product per entry: the best `m` of
@@ -341,7 +392,13 @@ struct CandidatePass {
     /// Rows scored exactly (rule 3 applied); `touched` when `touch` already loaded them.
     mutating func score(rows: [Int32], promoted: Bool, touched: Bool = false) -> [Candidate] {
         var out: [Candidate] = []
-        out.reserveCapacity(rows.count)
+        score(rows: rows, promoted: promoted, touched: touched, into: &out)
+        return out
+    }
+
+    /// As above, appending to `out`.
+    mutating func score<Rows: Collection<Int32>>(rows: Rows, promoted: Bool, touched: Bool = false, into out: inout [Candidate]) {
+        out.reserveCapacity(out.count + rows.count)
         scored += rows.count
         if !touched && rows.count > 8 { touch(CollectionOfOne(rows)) }
         u.withUnsafeBufferPointer { ub in
@@ -351,14 +408,13 @@ struct CandidatePass {
                 if admits(cand) { out.append(cand) }
             }
         }
-        return out
     }
 
     /// Candidates are random rows of a large item table and embedding matrix: every cache line
     /// `score` will read is first touched with independent loads (the CPU overlaps those misses).
     /// Scoring cold, each row's misses came one after another (measured: 90 % of `score`'s time
     /// was the item load).
-    mutating func touch<Groups: Sequence>(_ groups: Groups) where Groups.Element == [Int32] {
+    mutating func touch<Groups: Sequence>(_ groups: Groups) where Groups.Element: Sequence<Int32> {
         let bundle = catalog.bundle
         let d = bundle.embeddingDimension
         var touch: Int64 = 0

@@ -2,7 +2,7 @@ import VectorIndex
 
 /// The k rows with the largest dot products seen so far, kept ascending (k is small).
 struct TopRows {
-    let k: Int
+    private(set) var k: Int
     private var best: [(dot: Float, row: Int32)] = []
     /// What a dot must exceed to enter: -infinity until k rows are held, then the k-th best.
     private(set) var threshold = -Float.infinity
@@ -10,6 +10,13 @@ struct TopRows {
     init(k: Int) {
         self.k = k
         best.reserveCapacity(k + 1)
+    }
+
+    /// Empties the selection for a new k, keeping the storage (a ranker reuses one per source).
+    mutating func reset(k: Int) {
+        self.k = k
+        best.removeAll(keepingCapacity: true)
+        threshold = -.infinity
     }
 
     func accepts(_ dot: Float) -> Bool { dot > threshold }
@@ -37,6 +44,18 @@ struct TopRows {
 
     /// The kept rows, best first.
     var rows: [Int32] { best.reversed().map(\.row) }
+
+    /// Appends the kept rows, best first, to `out`.
+    func appendRows(to out: inout [Int32]) {
+        var i = best.count
+        while i > 0 { i -= 1; out.append(best[i].row) }
+    }
+
+    /// Appends the kept rows, best first, to the group `groups` is building.
+    func appendRows(to groups: inout RowGroups) {
+        var i = best.count
+        while i > 0 { i -= 1; groups.append(best[i].row) }
+    }
 }
 
 extension FreshSlice {
@@ -49,36 +68,63 @@ extension FreshSlice {
     /// ~30,000 fresh rows).
     func offer(_ range: Range<Int>, dots: UnsafePointer<Float>, dotsBase: Int, impressed: IdCounts,
                to best: inout TopRows) {
-        _ = offer(range, dots: dots, dotsBase: dotsBase, impressed: impressed, to: &best, atLeast: -.infinity)
-    }
-
-    /// As above, offering only the entries whose dot is at least `bar`; returns whether any of
-    /// those was left out as recently shown.
-    func offer(_ range: Range<Int>, dots: UnsafePointer<Float>, dotsBase: Int, impressed: IdCounts,
-               to best: inout TopRows, atLeast bar: Float) -> Bool {
-        var skipped = false
-        guard !range.isEmpty else { return false }
-        let floor = bar.nextDown
+        guard !range.isEmpty else { return }
         let p = dots + (range.lowerBound - dotsBase)
         let n = range.count
         let checkImpressions = !impressed.isEmpty
         rows.withUnsafeBufferPointer { rows in
             ids.withUnsafeBufferPointer { ids in
-                func consider(_ i: Int) {
-                    let dot = p[i]
-                    guard best.accepts(dot) else { return }
-                    let entry = range.lowerBound + i
-                    if checkImpressions && impressed.contains(ids[entry]) { skipped = true; return }
-                    best.insert(dot, rows[entry])
-                }
-                var i = ThresholdScan.firstAbove(p, from: 0, to: n, threshold: max(best.threshold, floor))
+                var i = ThresholdScan.firstAbove(p, from: 0, to: n, threshold: best.threshold)
                 while i < n {
-                    consider(i)
-                    i = ThresholdScan.firstAbove(p, from: i + 1, to: n, threshold: max(best.threshold, floor))
+                    let entry = range.lowerBound + i
+                    if !(checkImpressions && impressed.contains(ids[entry])) { best.insert(p[i], rows[entry]) }
+                    i = ThresholdScan.firstAbove(p, from: i + 1, to: n, threshold: best.threshold)
                 }
             }
         }
-        return skipped
+    }
+
+    /// Entries at or above a lane bar that `offer(atLeast:)` handles; more (ties) go to the
+    /// full offer.
+    static let gatherLimit = 64
+
+    /// As above, offering only the entries whose dot is at least `bar` (> -infinity), when
+    /// none of those is recently shown and there are at most `gatherLimit`: returns false then.
+    /// Otherwise returns true with `best` unchanged, and the caller offers the range in full.
+    ///
+    /// The few entries that reach the bar are found first, then their ids and rows are loaded
+    /// with independent loads (one after another, each was a cache miss at 1M items), then they
+    /// are offered in entry order.
+    func offer(_ range: Range<Int>, dots: UnsafePointer<Float>, dotsBase: Int, impressed: IdCounts,
+               to best: inout TopRows, atLeast bar: Float) -> Bool {
+        guard !range.isEmpty else { return false }
+        precondition(bar > -.infinity, "offer(atLeast:) needs a bar")
+        let floor = bar.nextDown
+        let p = dots + (range.lowerBound - dotsBase)
+        let n = range.count
+        let checkImpressions = !impressed.isEmpty
+        return rows.withUnsafeBufferPointer { rows in
+            ids.withUnsafeBufferPointer { ids in
+                withUnsafeTemporaryAllocation(of: Int32.self, capacity: Self.gatherLimit) { at -> Bool in
+                    guard let m = ThresholdScan.positions(p, count: n, above: floor, into: at.baseAddress!, limit: Self.gatherLimit) else {
+                        return true
+                    }
+                    var touch: Int64 = 0
+                    for j in 0..<m { touch &+= Int64(rows[range.lowerBound + Int(at[j])]) }
+                    if checkImpressions {
+                        for j in 0..<m where impressed.contains(ids[range.lowerBound + Int(at[j])]) { return true }
+                    }
+                    // (A test the loads' sum cannot fail in practice keeps them from being
+                    // optimised away.)
+                    if touch == .min { return true }
+                    for j in 0..<m {
+                        let i = Int(at[j])
+                        best.insert(p[i], rows[range.lowerBound + i])
+                    }
+                    return false
+                }
+            }
+        }
     }
 }
 
@@ -91,17 +137,15 @@ extension FreshSlice {
     /// smallest of the kernel's eight lane maxima (`Int8Rows.dotsWithLaneBar`), and only the
     /// entries at or above it are offered: the same rows (eight entries reach that bar, so no
     /// entry below it could be kept) after ~k insertions instead of ~k·ln(n/k). If one of the
-    /// entries at or above the bar was recently shown, the range is offered again in full.
+    /// entries at or above the bar was recently shown, the range is offered in full instead.
     func offerApproximate(_ range: Range<Int>, query: Int8Query, impressed: IdCounts, to best: inout TopRows,
                           dots: inout [Float]) {
         guard !range.isEmpty else { return }
         if best.k <= 8 && range.count >= 64 {
             if dots.count < range.count { dots = [Float](repeating: 0, count: max(range.count, 2 * dots.count)) }
-            let before = best
             dots.withUnsafeMutableBufferPointer { d in
                 let bar = embeddings.dotsWithLaneBar(query, rows: range, into: d.baseAddress!)
-                if offer(range, dots: d.baseAddress!, dotsBase: range.lowerBound, impressed: impressed, to: &best, atLeast: bar) {
-                    best = before
+                if bar == -.infinity || offer(range, dots: d.baseAddress!, dotsBase: range.lowerBound, impressed: impressed, to: &best, atLeast: bar) {
                     offer(range, dots: d.baseAddress!, dotsBase: range.lowerBound, impressed: impressed, to: &best)
                 }
             }

@@ -25,4 +25,37 @@ public enum ThresholdScan {
         }
         return end
     }
+
+    /// Writes to `out` the positions i in `0..<count` with values[i] > threshold, ascending, and
+    /// returns how many; nil as soon as there are more than `limit` (then `out` holds the first
+    /// `limit`). One pass, eight floats a step, where finding each with `firstAbove` set up a
+    /// new scan per position.
+    public static func positions(_ values: UnsafePointer<Float>, count: Int, above threshold: Float,
+                                 into out: UnsafeMutablePointer<Int32>, limit: Int) -> Int? {
+        var m = 0
+        var i = 0
+        #if arch(x86_64)
+        let t = _mm_set1_ps(threshold)
+        while i + 8 <= count {
+            let lo = _mm_loadu_ps(values + i), hi = _mm_loadu_ps(values + i + 4)
+            var mask = _mm_movemask_ps(_mm_cmpgt_ps(lo, t)) | (_mm_movemask_ps(_mm_cmpgt_ps(hi, t)) << 4)
+            while mask != 0 {
+                guard m < limit else { return nil }
+                out[m] = Int32(truncatingIfNeeded: i + Int(mask.trailingZeroBitCount))
+                m += 1
+                mask &= mask - 1
+            }
+            i += 8
+        }
+        #endif
+        while i < count {
+            if values[i] > threshold {
+                guard m < limit else { return nil }
+                out[m] = Int32(truncatingIfNeeded: i)
+                m += 1
+            }
+            i += 1
+        }
+        return m
+    }
 }

@@ -45,6 +45,50 @@ struct TopRowsTests {
         }
     }
 
+    @Test("ThresholdScan.positions lists every position above the threshold in order for every length, or nil past the limit")
+    func positionsAbove() {
+        var rng = SeededRandom(seed: 13)
+        let values = (0..<200).map { _ in Float(rng.next() % 100) }
+        var out = [Int32](repeating: -1, count: 200)
+        values.withUnsafeBufferPointer { v in
+            for n in 0..<200 {
+                for t: Float in [-1, 50, 90, 98, 100] {
+                    let expected = (0..<n).filter { values[$0] > t }.map { Int32($0) }
+                    for limit in [0, 3, 64, 200] {
+                        let got = out.withUnsafeMutableBufferPointer {
+                            ThresholdScan.positions(v.baseAddress!, count: n, above: t, into: $0.baseAddress!, limit: limit)
+                        }
+                        if expected.count <= limit {
+                            #expect(got == expected.count && Array(out.prefix(expected.count)) == expected, "n \(n), t \(t), limit \(limit)")
+                        } else {
+                            #expect(got == nil, "n \(n), t \(t), limit \(limit)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("the fresh window's search finds the first entry published after t for every t around each published time, at any length")
+    func firstPublishedAfter() throws {
+        var spec = SyntheticBundle()
+        spec.items = 300
+        spec.dimension = 8
+        let (bundle, dir) = try spec.load()
+        defer { withExtendedLifetime(dir) {} }
+        for n in [0, 1, 2, 3, 7, 8, 64, 300] {
+            let slice = FreshSlice(bundle: bundle, rows: (0..<Int32(n)).map { $0 })
+            let times = slice.published
+            var probes = Set(times)
+            for t in times { probes.insert(t - 1); probes.insert(t + 1) }
+            probes.insert(.min); probes.insert(.max)
+            for t in probes {
+                let expected = times.firstIndex { $0 > t } ?? times.count
+                #expect(slice.firstAfter(t) == expected, "n \(n), t \(t)")
+            }
+        }
+    }
+
     @Test("the first round scores the best index and fresh candidates first, the rest later, each row once")
     func firstRoundSplit() {
         var rng = SeededRandom(seed: 11)
