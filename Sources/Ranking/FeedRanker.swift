@@ -15,17 +15,24 @@ public final class FeedRanker {
     private var u: [Float]
     /// The user embedding quantised for the fresh and promoted sources' int8 passes.
     private var query: Int8Query
-    /// Scratch for the fresh and promoted sources' approximate dot products.
-    private var dots: [Float] = []
-    /// Per-ranking scratch kept across rankings (no allocation per category per ranking): the
-    /// index candidates, fresh picks and first-round split per category, the source picks'
-    /// selections, the candidate pools and per-category counters.
-    private var indexGroups = RowGroups(), freshGroups = RowGroups()
-    private var firstGroups = RowGroups(), laterGroups = RowGroups()
-    private var freshBest = TopRows(k: 0), promotedNewer = TopRows(k: 0), promotedOlder = TopRows(k: 0)
-    private var promotedPicked: [Int32] = []
-    private var poolStore: [CategoryCandidates] = []
-    private var expansions: [Int] = [], allIndexed: [Bool] = [], laterTaken: [Bool] = []
+    /// Per-ranking scratch kept across rankings (no allocation per category per ranking). A
+    /// ranking takes it out of the ranker into a local variable and puts it back at the end:
+    /// used in place as stored properties of the class, every append paid a dynamic
+    /// exclusivity check.
+    private var scratch = Scratch()
+
+    private struct Scratch {
+        /// The fresh and promoted sources' approximate dot products.
+        var dots: [Float] = []
+        /// Per category: the index candidates, the fresh picks, the first-round split.
+        var indexGroups = RowGroups(), freshGroups = RowGroups()
+        var firstGroups = RowGroups(), laterGroups = RowGroups()
+        var freshBest = TopRows(k: 0), promotedNewer = TopRows(k: 0), promotedOlder = TopRows(k: 0)
+        var promotedPicked: [Int32] = []
+        /// The last ranking's candidate pools (their arrays keep their storage).
+        var pools: [CategoryCandidates] = []
+        var expansions: [Int] = [], allIndexed: [Bool] = [], laterTaken: [Bool] = []
+    }
 
     public init(catalog: RankingCatalog) {
         self.catalog = catalog
@@ -53,6 +60,9 @@ public final class FeedRanker {
     /// the index and without `explain`.
     public func rank(_ input: RankingInput, userEmbedding: UnsafeBufferPointer<Float>?,
                      picks: SourcePicks? = nil) -> RankingOutput {
+        var s = Scratch()
+        swap(&s, &scratch)
+        defer { swap(&s, &scratch) }
         let clock = ContinuousClock()
         var timings = RankingTimings()
         var t0 = clock.now
@@ -81,7 +91,7 @@ public final class FeedRanker {
         // by an sgemv over the promoted matrix and only they are scored exactly.
         let batchPicks = useIndex && !input.explain ? picks : nil
         let promotedRows = useIndex && !input.explain
-            ? (batchPicks?.promoted ?? promotedCandidateRows(at: input.at, impressed: pass.impressed, numItems: numItems))
+            ? (batchPicks?.promoted ?? promotedCandidateRows(at: input.at, impressed: pass.impressed, numItems: numItems, &s))
             : catalog.promotedRows
         var promoted = pass.score(rows: promotedRows, promoted: true)
         Candidate.sortRanked(&promoted)
@@ -89,18 +99,18 @@ public final class FeedRanker {
 
         // Organic candidates per category.
         let c = catalog.categoryCount
-        var pools = takePools(c)
-        indexGroups.reset(); freshGroups.reset(); firstGroups.reset(); laterGroups.reset()
-        expansions.removeAll(keepingCapacity: true); expansions.append(contentsOf: repeatElement(0, count: c))
-        allIndexed.removeAll(keepingCapacity: true); allIndexed.append(contentsOf: repeatElement(false, count: c))
-        laterTaken.removeAll(keepingCapacity: true); laterTaken.append(contentsOf: repeatElement(false, count: c))
+        var pools = Self.takePools(c, from: &s)
+        s.indexGroups.reset(); s.freshGroups.reset(); s.firstGroups.reset(); s.laterGroups.reset()
+        s.expansions.removeAll(keepingCapacity: true); s.expansions.append(contentsOf: repeatElement(0, count: c))
+        s.allIndexed.removeAll(keepingCapacity: true); s.allIndexed.append(contentsOf: repeatElement(false, count: c))
+        s.laterTaken.removeAll(keepingCapacity: true); s.laterTaken.append(contentsOf: repeatElement(false, count: c))
         if useIndex, let searcher {
             let settings = catalog.retrieval
             let k0 = settings.candidatesPerCategory
             if let organic = batchPicks?.organic {
                 for cat in 0..<c {
-                    for r in organic[cat] { indexGroups.append(r) }
-                    indexGroups.close()
+                    for r in organic[cat] { s.indexGroups.append(r) }
+                    s.indexGroups.close()
                 }
             } else {
                 u.withUnsafeBufferPointer { q in
@@ -110,8 +120,8 @@ public final class FeedRanker {
                     }
                 }
                 for cat in 0..<c {
-                    for n in searcher.results(forLabelAt: cat) { indexGroups.append(Int32(truncatingIfNeeded: n.id)) }
-                    indexGroups.close()
+                    for n in searcher.results(forLabelAt: cat) { s.indexGroups.append(Int32(truncatingIfNeeded: n.id)) }
+                    s.indexGroups.close()
                 }
             }
             lap(\.retrieval)
@@ -121,23 +131,23 @@ public final class FeedRanker {
             let firstFresh = input.explain ? Int.max : settings.freshScoredFirst
             for cat in 0..<c {
                 if let batchPicks {
-                    for r in batchPicks.fresh[cat] { freshGroups.append(r) }
+                    for r in batchPicks.fresh[cat] { s.freshGroups.append(r) }
                 } else {
-                    appendFreshCandidates(cat: cat, at: input.at, impressed: pass.impressed)
+                    appendFreshCandidates(cat: cat, at: input.at, impressed: pass.impressed, &s)
                 }
-                freshGroups.close()
-                Self.split(index: indexGroups[cat], fresh: freshGroups[cat], firstIndex: firstIndex, firstFresh: firstFresh,
-                           now: &firstGroups, later: &laterGroups)
+                s.freshGroups.close()
+                Self.split(index: s.indexGroups[cat], fresh: s.freshGroups[cat], firstIndex: firstIndex, firstFresh: firstFresh,
+                           now: &s.firstGroups, later: &s.laterGroups)
             }
             // Every category's first-round rows are touched in one pass (~8-12 rows a category
             // alone leave too few misses in flight), then scored.
-            pass.touch(CollectionOfOne(firstGroups.rows))
+            pass.touch(CollectionOfOne(s.firstGroups.rows))
             for cat in 0..<c {
-                pass.score(rows: firstGroups[cat], promoted: false, touched: true, into: &pools[cat].items)
+                pass.score(rows: s.firstGroups[cat], promoted: false, touched: true, into: &pools[cat].items)
                 Candidate.sortRanked(&pools[cat].items)
                 // Every organic item of the category was a candidate: nothing else can exist.
-                allIndexed[cat] = indexGroups.range(cat).count >= catalog.indexedRows(category: cat).count
-                pools[cat].complete = laterGroups.range(cat).isEmpty && allIndexed[cat]
+                s.allIndexed[cat] = s.indexGroups.range(cat).count >= catalog.indexedRows(category: cat).count
+                pools[cat].complete = s.laterGroups.range(cat).isEmpty && s.allIndexed[cat]
             }
             lap(\.rescore)
         } else {
@@ -160,23 +170,23 @@ public final class FeedRanker {
         while !selection.needMore.isEmpty && !boundHit {
             var searched = false
             for cat in selection.needMore {
-                if cat < laterGroups.count && !laterTaken[cat] && !laterGroups.range(cat).isEmpty {
+                if cat < s.laterGroups.count && !s.laterTaken[cat] && !s.laterGroups.range(cat).isEmpty {
                     // First the category's remaining first-round candidates.
-                    laterTaken[cat] = true
-                    pass.score(rows: laterGroups[cat], promoted: false, into: &pools[cat].items)
+                    s.laterTaken[cat] = true
+                    pass.score(rows: s.laterGroups[cat], promoted: false, into: &pools[cat].items)
                     Candidate.sortRanked(&pools[cat].items)
-                    pools[cat].complete = allIndexed[cat]
+                    pools[cat].complete = s.allIndexed[cat]
                     lap(\.rescore)
                     continue
                 }
                 searched = true
-                expansions[cat] += 1
+                s.expansions[cat] += 1
                 // With the index, the category's items that can appear at all are the indexed
                 // ones (at or above the quality floor); exact retrieval scores every item.
                 let size = useIndex ? catalog.indexedRows(category: cat).count : catalog.organicRows[cat].count
                 let settings = catalog.retrieval
-                let k = settings.candidatesPerCategory << min(expansions[cat], 20)
-                let exhaustive = expansions[cat] > settings.maxExpansions || k >= size || !useIndex
+                let k = settings.candidatesPerCategory << min(s.expansions[cat], 20)
+                let exhaustive = s.expansions[cat] > settings.maxExpansions || k >= size || !useIndex
                 let cost = exhaustive ? size : k
                 // Exact retrieval has no bound: it scores the whole catalogue by definition.
                 if useIndex && pass.scored + cost > settings.maxScoredCandidates {
@@ -187,12 +197,12 @@ public final class FeedRanker {
                 if exhaustive {
                     rows = useIndex ? catalog.indexedRows(category: cat) : catalog.organicRows[cat]
                 } else {
-                    let nprobe = min(settings.nprobe << expansions[cat], catalog.index!.nlist)
+                    let nprobe = min(settings.nprobe << s.expansions[cat], catalog.index!.nlist)
                     rows = u.withUnsafeBufferPointer { q in
                         searcher!.search(q.baseAddress!, k: k, parameters: SearchParameters(nprobe: nprobe),
                                          filter: .label(UInt16(cat))).map { Int32(truncatingIfNeeded: $0.id) }
                     }
-                    for r in freshGroups[cat] where !rows.contains(r) { rows.append(r) }
+                    for r in s.freshGroups[cat] where !rows.contains(r) { rows.append(r) }
                     lap(\.retrieval)
                 }
                 var items = pass.score(rows: rows, promoted: false)
@@ -217,7 +227,7 @@ public final class FeedRanker {
         if input.explain {
             explanation = Self.explain(selection: selection, pools: pools, pass: pass)
         }
-        poolStore = pools
+        s.pools = pools
         return RankingOutput(items: items, coldStart: input.state == nil,
                              short: selection.short && !boundHit, boundHit: boundHit,
                              counters: counters, userEmbedding: u, timings: timings,
@@ -247,9 +257,9 @@ public final class FeedRanker {
 
     /// The candidate pools of a ranking, one per category, empty: the last ranking's, whose
     /// arrays keep their storage.
-    private func takePools(_ c: Int) -> [CategoryCandidates] {
+    private static func takePools(_ c: Int, from s: inout Scratch) -> [CategoryCandidates] {
         var p: [CategoryCandidates] = []
-        swap(&p, &poolStore)
+        swap(&p, &s.pools)
         if p.count != c { return [CategoryCandidates](repeating: CategoryCandidates(items: [], complete: true), count: c) }
         for i in 0..<c {
             p[i].items.removeAll(keepingCapacity: true)
@@ -263,8 +273,8 @@ public final class FeedRanker {
     /// boost, so the best by dot are the best by final score. One pass of approximate (int8)
     /// dot products over the category's contiguous fresh slice picks them, with a margin of
     /// `approximationMargin` for the approximation; the picked rows are then scored exactly like
-    /// every other candidate. Appends them to the group `freshGroups` is building.
-    private func appendFreshCandidates(cat: Int, at: Int64, impressed: IdCounts) {
+    /// every other candidate. Appends them to the group `s.freshGroups` is building.
+    private func appendFreshCandidates(cat: Int, at: Int64, impressed: IdCounts, _ s: inout Scratch) {
         let k = catalog.retrieval.freshPerCategory
         guard k > 0, cat < catalog.freshSource.count else { return }
         let src = catalog.freshSource[cat]
@@ -273,12 +283,12 @@ public final class FeedRanker {
         let pick = k + Self.approximationMargin
         guard n > 0 else { return }
         if n <= pick && impressed.isEmpty {
-            for r in src.rows[lo..<hi] { freshGroups.append(r) }
+            for r in src.rows[lo..<hi] { s.freshGroups.append(r) }
             return
         }
-        freshBest.reset(k: pick)
-        src.offerApproximate(lo..<hi, query: query, impressed: impressed, to: &freshBest, dots: &dots)
-        freshBest.appendRows(to: &freshGroups)
+        s.freshBest.reset(k: pick)
+        src.offerApproximate(lo..<hi, query: query, impressed: impressed, to: &s.freshBest, dots: &s.dots)
+        s.freshBest.appendRows(to: &s.freshGroups)
     }
 
     /// An item's `reasons` by (promoted, slot filled organically, fresh) as bits 0, 1, 2: shared
@@ -304,7 +314,7 @@ public final class FeedRanker {
     /// the order between them), the best by approximate dot product among the eligible ones
     /// (quality floor, not recently shown), as many as there are slots within the list plus
     /// `approximationMargin`. The picked rows are then scored exactly.
-    private func promotedCandidateRows(at: Int64, impressed: IdCounts, numItems: Int) -> [Int32] {
+    private func promotedCandidateRows(at: Int64, impressed: IdCounts, numItems: Int, _ s: inout Scratch) -> [Int32] {
         let rows = catalog.promotedRows
         let rules = catalog.rules
         let slots = rules.promotedSlots.filter { $0 <= numItems }.count
@@ -314,15 +324,15 @@ public final class FeedRanker {
         let e = src.count
         guard e > 0 else { return [] }
         let lo = src.firstAfter(at - rules.freshWindowMs), hi = src.firstAfter(at)
-        promotedNewer.reset(k: m)
-        promotedOlder.reset(k: m)
-        src.offerApproximate(lo..<hi, query: query, impressed: impressed, to: &promotedNewer, dots: &dots)
-        src.offerApproximate(0..<lo, query: query, impressed: impressed, to: &promotedOlder, dots: &dots)
-        src.offerApproximate(hi..<e, query: query, impressed: impressed, to: &promotedOlder, dots: &dots)
-        promotedPicked.removeAll(keepingCapacity: true)
-        promotedNewer.appendRows(to: &promotedPicked)
-        promotedOlder.appendRows(to: &promotedPicked)
-        return promotedPicked
+        s.promotedNewer.reset(k: m)
+        s.promotedOlder.reset(k: m)
+        src.offerApproximate(lo..<hi, query: query, impressed: impressed, to: &s.promotedNewer, dots: &s.dots)
+        src.offerApproximate(0..<lo, query: query, impressed: impressed, to: &s.promotedOlder, dots: &s.dots)
+        src.offerApproximate(hi..<e, query: query, impressed: impressed, to: &s.promotedOlder, dots: &s.dots)
+        s.promotedPicked.removeAll(keepingCapacity: true)
+        s.promotedNewer.appendRows(to: &s.promotedPicked)
+        s.promotedOlder.appendRows(to: &s.promotedPicked)
+        return s.promotedPicked
     }
 
     /// Rule 5's picks from the promoted source given a dot product per entry: the best `m` of
