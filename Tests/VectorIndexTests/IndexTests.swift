@@ -84,6 +84,44 @@ struct IndexTests {
         }
     }
 
+    @Test("a label's probes picked from its lists' lane maxima are the probes pushing every list gives (among lists tied at the last probe's score, possibly others), for 1 to 9 probes and 0 to 64 lists")
+    func probeSelectionFromLaneBarEqualsPushingEveryList() throws {
+        let index = try makeIndex(Self.data, nlist: 64, m: 8, bits: 4)
+        let searcher = index.makeSearcher()
+        let h = index.centroidHalfNorms
+        var rng = SplitMix64(seed: 17)
+        var coarse = [Float](repeating: 0, count: 64)
+        var reference = TopKHeap(capacity: 1)
+        defer { reference.deallocate() }
+        let expected = UnsafeMutablePointer<Neighbor>.allocate(capacity: 64)
+        defer { expected.deallocate() }
+        for trial in 0..<300 {
+            // Coarse scores on a grid (the half norms added back), so that probe scores tie in
+            // half the trials.
+            let grid = trial % 2 == 0
+            for l in 0..<64 { coarse[l] = (grid ? Float(rng.next() % 6) / 4 : Float(rng.next() % 1_000_000) / 1e6) + h[l] }
+            var lists = Array(0..<Int32(64))
+            for i in stride(from: 63, to: 0, by: -1) { lists.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+            let candidates = Array(lists.prefix(Int(rng.next() % 65)))
+            for want in 1...9 {
+                reference.reset(capacity: want)
+                for l in candidates { reference.push(coarse[Int(l)] - h[Int(l)], Int64(l)) }
+                let n = reference.sortedResults(into: expected)
+                let got = coarse.withUnsafeBufferPointer { c in
+                    candidates.withUnsafeBufferPointer { searcher.selectProbes(want, candidates: $0, coarse: c.baseAddress!) }
+                }
+                let mine = (0..<got).map { searcher.probes[$0] }, theirs = (0..<n).map { expected[$0] }
+                #expect(got == min(want, candidates.count) && n == got, "trial \(trial) want \(want)")
+                #expect(mine.map(\.score) == theirs.map(\.score), "trial \(trial) want \(want)")
+                #expect(Set(mine.map(\.id)).count == got && mine.allSatisfy { candidates.contains(Int32($0.id)) && coarse[Int($0.id)] - h[Int($0.id)] == $0.score })
+                // Lists above the last probe's score are the same lists; without ties, all are.
+                let last = theirs.last?.score ?? 0
+                #expect(mine.filter { $0.score > last } == theirs.filter { $0.score > last }, "trial \(trial) want \(want)")
+                if !grid { #expect(mine == theirs, "trial \(trial) want \(want) of \(candidates.count)") }
+            }
+        }
+    }
+
     @Test("per-label search returns, for each label, what a single-label search returns")
     func perLabelSearchMatchesSingleLabelSearches() throws {
         let index = try makeIndex(Self.data, m: 8, bits: 4, labelCount: 6)
