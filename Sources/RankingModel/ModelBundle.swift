@@ -20,6 +20,12 @@ public final class ModelBundle: @unchecked Sendable {
     private let embeddings: UnsafeBufferPointer<Float>
     /// Set only when the tensor was misaligned in the file and had to be copied.
     private let ownedEmbeddings: UnsafeMutableBufferPointer<Float>?
+    /// `embeddingPointer`'s inputs as stored constants, so other modules inline it (a ranking
+    /// touches and scores ~250 random rows; a call per row kept the touch loop from running
+    /// ahead of its cache misses).
+    @usableFromInline let embeddingBase: UnsafePointer<Float>
+    @usableFromInline let rowCount: Int
+    @usableFromInline let rowStride: Int
 
     init(directory: String, manifest: Manifest, tower: UserTower, items: [Item], warnings: [String],
          index: ItemIndex, weightsFile: MappedFile, embeddings: UnsafeBufferPointer<Float>,
@@ -35,6 +41,9 @@ public final class ModelBundle: @unchecked Sendable {
         self.weightsFile = weightsFile
         self.embeddings = embeddings
         self.ownedEmbeddings = ownedEmbeddings
+        self.embeddingBase = embeddings.baseAddress ?? UnsafePointer(bitPattern: MemoryLayout<Float>.alignment)!
+        self.rowCount = items.count
+        self.rowStride = manifest.embeddingDimension
     }
 
     deinit { ownedEmbeddings?.deallocate() }
@@ -66,10 +75,10 @@ public final class ModelBundle: @unchecked Sendable {
 
     /// Hot-path access: a pointer to row r's D floats. Valid only while this bundle is alive —
     /// the caller must hold a strong reference to the bundle for as long as it uses the pointer.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func embeddingPointer(row: Int) -> UnsafePointer<Float> {
-        precondition(row >= 0 && row < itemCount, "ModelBundle: row \(row) out of 0..<\(itemCount)")
-        return embeddings.baseAddress! + row * embeddingDimension
+        precondition(row >= 0 && row < rowCount, "ModelBundle: row \(row) out of 0..<\(rowCount)")
+        return embeddingBase + row * rowStride
     }
 
     /// Row r as a new array (tests, tools; not for hot paths).
