@@ -52,6 +52,34 @@ public enum BLAS {
                     beta, c.baseAddress, blasint(ldc))
     }
 
+    /// Eigenvalues and orthonormal eigenvectors of the symmetric n×n matrix `a` (LAPACK
+    /// `ssyev`): values in descending order, `vectors[k * n ..< (k + 1) * n]` the unit vector of
+    /// `values[k]`. Traps when LAPACK reports a failure (it converges for any finite input).
+    public static func symmetricEigen(_ a: [Float], n: Int) -> (values: [Float], vectors: [Float]) {
+        precondition(n > 0 && a.count == n * n, "symmetricEigen: \(a.count) entries for n = \(n)")
+        precondition(a.allSatisfy(\.isFinite), "symmetricEigen: non-finite entry")
+        // Symmetric, so row- and column-major are the same matrix; LAPACK leaves eigenvector k
+        // in column k, i.e. row k of this row-major buffer.
+        var m = a
+        var w = [Float](repeating: 0, count: n)
+        var nn = Int32(n), lda = Int32(n), info: Int32 = 0
+        var jobz = CChar(UInt8(ascii: "V")), uplo = CChar(UInt8(ascii: "U"))
+        var lwork = Int32(-1)
+        var query: Float = 0
+        ssyev_(&jobz, &uplo, &nn, &m, &lda, &w, &query, &lwork, &info)
+        lwork = max(Int32(query), Int32(3 * n))
+        var work = [Float](repeating: 0, count: Int(lwork))
+        ssyev_(&jobz, &uplo, &nn, &m, &lda, &w, &work, &lwork, &info)
+        precondition(info == 0, "symmetricEigen: LAPACK ssyev failed (info \(info))")
+        // Ascending from LAPACK; descending here.
+        var values = [Float](repeating: 0, count: n), vectors = [Float](repeating: 0, count: n * n)
+        for k in 0..<n {
+            values[k] = w[n - 1 - k]
+            for j in 0..<n { vectors[k * n + j] = m[(n - 1 - k) * n + j] }
+        }
+        return (values, vectors)
+    }
+
     /// y[m'] = alpha · op(A) · x + beta · y, A stored row-major as rows×cols.
     /// With `.none`, x has `cols` entries and y has `rows`; with `.transposed`, the reverse.
     public static func sgemv(

@@ -26,6 +26,9 @@ public final class RankingCatalog: Sendable {
     /// The promoted items rule 5 can ever use (quality at or above the floor), by
     /// `published_at`, for the promoted picks (built only with an index).
     let promotedSource: FreshSlice?
+    /// The principal axes the fresh and promoted sources' int8 rows are stored on (nil: the
+    /// embeddings as they are).
+    let projection: EmbeddingProjection?
 
     public init(bundle: ModelBundle, index: IVFPQIndex?, rules: RankingRules = RankingRules(),
                 retrieval: RetrievalSettings = RetrievalSettings()) throws(RankingError) {
@@ -69,11 +72,15 @@ public final class RankingCatalog: Sendable {
         self.categoryLabels = (0..<c).map { UInt16($0) }
         if index != nil {
             let floor = rules.qualityFloor
-            self.freshSource = indexed.map { FreshSlice(bundle: bundle, rows: $0) }
-            self.promotedSource = FreshSlice(bundle: bundle, rows: promoted.filter { bundle.items[Int($0)].quality >= floor })
+            let eligiblePromoted = promoted.filter { bundle.items[Int($0)].quality >= floor }
+            let projection = EmbeddingProjection.fit(bundle: bundle, rows: indexed.flatMap { $0 } + eligiblePromoted)
+            self.projection = projection
+            self.freshSource = indexed.map { FreshSlice(bundle: bundle, rows: $0, projection: projection) }
+            self.promotedSource = FreshSlice(bundle: bundle, rows: eligiblePromoted, projection: projection)
         } else {
             self.freshSource = []
             self.promotedSource = nil
+            self.projection = nil
         }
     }
 
@@ -97,7 +104,9 @@ final class FreshSlice: Sendable {
     let ids: [Int64]
     let embeddings: Int8Rows
 
-    init(bundle: ModelBundle, rows unsorted: [Int32]) {
+    /// With a projection the int8 rows hold each row's `kept` projected coordinates after the
+    /// leading one, which rides along as the rows' float lead (`Int8Rows` leads).
+    init(bundle: ModelBundle, rows unsorted: [Int32], projection: EmbeddingProjection? = nil) {
         let rows = unsorted.sorted { a, b in
             let pa = bundle.items[Int(a)].publishedAt, pb = bundle.items[Int(b)].publishedAt
             return pa != pb ? pa < pb : a < b
@@ -105,7 +114,18 @@ final class FreshSlice: Sendable {
         self.rows = rows
         self.published = rows.map { bundle.items[Int($0)].publishedAt }
         self.ids = rows.map { bundle.items[Int($0)].id }
-        self.embeddings = Int8Rows(count: rows.count, dimension: bundle.embeddingDimension) { bundle.embeddingPointer(row: Int(rows[$0])) }
+        if let projection {
+            let w = 1 + projection.kept
+            var projected = [Float](repeating: 0, count: rows.count * w)
+            projected.withUnsafeMutableBufferPointer { p in
+                for (i, r) in rows.enumerated() { projection.project(bundle.embeddingPointer(row: Int(r)), into: p.baseAddress! + i * w) }
+            }
+            self.embeddings = projected.withUnsafeBufferPointer { p in
+                Int8Rows(count: rows.count, dimension: projection.kept, row: { p.baseAddress! + $0 * w + 1 }, lead: { p[$0 * w] })
+            }
+        } else {
+            self.embeddings = Int8Rows(count: rows.count, dimension: bundle.embeddingDimension) { bundle.embeddingPointer(row: Int(rows[$0])) }
+        }
     }
 
     var count: Int { rows.count }

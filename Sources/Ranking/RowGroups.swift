@@ -29,6 +29,28 @@ struct RowGroups {
         return false
     }
 
+    /// Sorts group `g`'s rows by descending `key` (stable: equal keys keep their order).
+    mutating func sortGroup(_ g: Int, by key: (Int32) -> Float) {
+        let r = range(g)
+        guard r.count > 1 else { return }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: r.count) { keys in
+            rows.withUnsafeMutableBufferPointer { p in
+                for i in r { keys[i - r.lowerBound] = key(p[i]) }
+                for i in 1..<r.count {
+                    let k = keys[i], v = p[r.lowerBound + i]
+                    var j = i
+                    while j > 0 && keys[j - 1] < k {
+                        keys[j] = keys[j - 1]
+                        p[r.lowerBound + j] = p[r.lowerBound + j - 1]
+                        j -= 1
+                    }
+                    keys[j] = k
+                    p[r.lowerBound + j] = v
+                }
+            }
+        }
+    }
+
     func range(_ g: Int) -> Range<Int> { (g == 0 ? 0 : ends[g - 1])..<ends[g] }
 
     subscript(_ g: Int) -> ArraySlice<Int32> { rows[range(g)] }

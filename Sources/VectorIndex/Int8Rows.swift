@@ -29,12 +29,16 @@ public struct Int8Rows: Sendable {
     /// Per row (padded to whole blocks): 64 · Σ codes, the query offset's share of a sum.
     private let offsetSums: [Int32]
     private let scales: [Float]
+    /// Per row (padded), an optional float coordinate kept out of the int8 codes: each dot
+    /// product adds lead · `Int8Query.lead` (exact in float). Empty without one.
+    private let leads: [Float]
 
     /// The query offset: a query value q in -64...64 is the unsigned byte q + 64.
     static let queryOffset: Int32 = 64
 
-    /// Quantises `count` rows of `dimension` floats; `row(i)` gives row i.
-    public init(count: Int, dimension: Int, row: (Int) -> UnsafePointer<Float>) {
+    /// Quantises `count` rows of `dimension` floats; `row(i)` gives row i, `lead(i)` (when given)
+    /// a float coordinate of row i kept exact beside the codes.
+    public init(count: Int, dimension: Int, row: (Int) -> UnsafePointer<Float>, lead: ((Int) -> Float)? = nil) {
         precondition(dimension > 0 && dimension <= 516 && count >= 0, "Int8Rows: \(count) rows of dimension \(dimension)")
         let quads = (dimension + 3) / 4
         let padded = (count + 7) / 8 * 8
@@ -64,7 +68,17 @@ public struct Int8Rows: Sendable {
         self.codes = codes
         self.offsetSums = offsetSums
         self.scales = scales
+        if let lead {
+            var leads = [Float](repeating: 0, count: padded)
+            for i in 0..<count { leads[i] = lead(i) }
+            self.leads = leads
+        } else {
+            self.leads = []
+        }
     }
+
+    /// Whether the rows carry a lead coordinate.
+    public var hasLead: Bool { !leads.isEmpty }
 
     /// Where the code of row `row`, dimension `dim` is stored.
     @inline(__always)
@@ -103,9 +117,11 @@ public struct Int8Rows: Sendable {
     /// rows i with i % 8 == r; -infinity for a lane without a row).
     private func write(_ query: Int8Query, rows: Range<Int>, into out: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
         guard let inv = query.inv else {
-            for i in 0..<rows.count { out[i] = 0 }
             var lanes = SIMD8<Float>(repeating: -.infinity)
-            for i in rows.prefix(8) { lanes[i & 7] = 0 }
+            for (o, i) in rows.enumerated() {
+                out[o] = leadTerm(i, query)
+                lanes[i & 7] = max(lanes[i & 7], out[o])
+            }
             return lanes
         }
         var lanes = SIMD8<Float>(repeating: -.infinity)
@@ -143,7 +159,7 @@ public struct Int8Rows: Sendable {
         guard !rows.isEmpty else { return }
         var t = threshold
         guard let inv = query.inv else {
-            for i in rows where 0 > t { t = visit(i, 0) }
+            for i in rows where leadTerm(i, query) > t { t = visit(i, leadTerm(i, query)) }
             return
         }
         withBlocks(query, inv: inv) { block in
@@ -163,6 +179,10 @@ public struct Int8Rows: Sendable {
         }
     }
 
+    /// Row i's lead coordinate times the query's (0 without leads).
+    @inline(__always)
+    private func leadTerm(_ i: Int, _ query: Int8Query) -> Float { leads.isEmpty ? 0 : leads[i] * query.lead }
+
     /// One bit per lane of `f` above `t`.
     @inline(__always)
     static func lanes(_ f: SIMD8<Float>, above t: Float) -> UInt32 {
@@ -181,17 +201,31 @@ public struct Int8Rows: Sendable {
     @inline(__always)
     private func withBlocks(_ query: Int8Query, inv: Float, _ body: ((Int) -> SIMD8<Float>) -> Void) {
         let quads = quads
+        let qLead = query.lead
         query.bytes.withUnsafeBufferPointer { qb in
             codes.withUnsafeBufferPointer { c in
                 offsetSums.withUnsafeBufferPointer { o in
                     scales.withUnsafeBufferPointer { s in
-                        let q = qb.baseAddress!, cp = UnsafeRawPointer(c.baseAddress!)
-                        let op = UnsafeRawPointer(o.baseAddress!), sp = UnsafeRawPointer(s.baseAddress!)
-                        body { b in
-                            let sums = Self.blockSums(q, codes: cp + b &* quads &* 32, quads: quads)
-                            let off = op.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Int32>.self)
-                            let sc = sp.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Float>.self)
-                            return SIMD8<Float>(sums &- off) * sc * inv
+                        leads.withUnsafeBufferPointer { l in
+                            let q = qb.baseAddress!, cp = UnsafeRawPointer(c.baseAddress!)
+                            let op = UnsafeRawPointer(o.baseAddress!), sp = UnsafeRawPointer(s.baseAddress!)
+                            // (An empty array's buffer may still have a base address.)
+                            if !l.isEmpty, let lp = l.baseAddress.map(UnsafeRawPointer.init) {
+                                body { b in
+                                    let sums = Self.blockSums(q, codes: cp + b &* quads &* 32, quads: quads)
+                                    let off = op.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Int32>.self)
+                                    let sc = sp.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Float>.self)
+                                    let ld = lp.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Float>.self)
+                                    return SIMD8<Float>(sums &- off) * sc * inv + ld * qLead
+                                }
+                            } else {
+                                body { b in
+                                    let sums = Self.blockSums(q, codes: cp + b &* quads &* 32, quads: quads)
+                                    let off = op.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Int32>.self)
+                                    let sc = sp.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Float>.self)
+                                    return SIMD8<Float>(sums &- off) * sc * inv
+                                }
+                            }
                         }
                     }
                 }
@@ -214,6 +248,12 @@ public struct Int8Rows: Sendable {
         if quads == 16 {
             // D = 64 (the model's embeddings): a fixed trip count the compiler unrolls.
             for k in 0..<8 {
+                a = _mm256_add_epi32(a, step(2 * k))
+                b = _mm256_add_epi32(b, step(2 * k + 1))
+            }
+        } else if quads == 8 {
+            // 32 (the ranking's projected rows at D = 64).
+            for k in 0..<4 {
                 a = _mm256_add_epi32(a, step(2 * k))
                 b = _mm256_add_epi32(b, step(2 * k + 1))
             }
@@ -248,7 +288,7 @@ public struct Int8Rows: Sendable {
     /// must give exactly these values).
     func dotsScalar(_ query: Int8Query, rows: Range<Int>, into out: UnsafeMutablePointer<Float>) {
         guard let inv = query.inv else {
-            for i in 0..<rows.count { out[i] = 0 }
+            for (o, i) in rows.enumerated() { out[o] = leadTerm(i, query) }
             return
         }
         for (o, i) in rows.enumerated() {
@@ -256,7 +296,7 @@ public struct Int8Rows: Sendable {
             for j in 0..<(quads * 4) {
                 sum &+= (Int32(query.bytes[(j >> 2) * 32 + (j & 3)]) - Self.queryOffset) &* Int32(codes[Self.offset(row: i, dim: j, quads: quads)])
             }
-            out[o] = Float(sum) * scales[i] * inv
+            out[o] = leads.isEmpty ? Float(sum) * scales[i] * inv : Float(sum) * scales[i] * inv + leads[i] * query.lead
         }
     }
 }
@@ -268,8 +308,10 @@ public struct Int8Rows: Sendable {
 public struct Int8Query: Sendable {
     public let dimension: Int
     fileprivate(set) var bytes: [UInt8]
-    /// nil for a zero or non-finite query: every dot product is 0.
+    /// nil for a zero or non-finite query: every dot product is 0 (plus the lead term).
     fileprivate(set) var inv: Float?
+    /// The query's lead coordinate (`Int8Rows` with leads; 0 otherwise).
+    public fileprivate(set) var lead: Float = 0
 
     public init(dimension: Int) {
         precondition(dimension > 0, "Int8Query: dimension \(dimension)")
@@ -283,8 +325,10 @@ public struct Int8Query: Sendable {
         set(query)
     }
 
-    /// Quantises `query` (`dimension` floats) into this value's storage.
-    public mutating func set(_ query: UnsafePointer<Float>) {
+    /// Quantises `query` (`dimension` floats) into this value's storage; `lead` multiplies the
+    /// rows' lead coordinates.
+    public mutating func set(_ query: UnsafePointer<Float>, lead: Float = 0) {
+        self.lead = lead
         let d = dimension
         var qmax: Float = 0
         for j in 0..<d { qmax = max(qmax, abs(query[j])) }

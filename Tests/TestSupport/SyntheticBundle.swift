@@ -41,6 +41,10 @@ public struct SyntheticBundle: Sendable {
     public var promotedEvery = 25
     /// Probability that an item belongs to category 0 (a concentrated catalogue when high).
     public var concentration = 0.0
+    /// When > 0, embeddings (before normalising) vary mostly in their first `lowRank`
+    /// dimensions: the rest get a fiftieth of the noise and no category center (a model whose
+    /// embeddings are far from isotropic, like the demo worlds').
+    public var lowRank = 0
     public var now: Int64 = 1_795_700_000_000
     public var temperature = 0.1
     public var scoreBias = -2.0
@@ -68,12 +72,13 @@ public struct SyntheticBundle: Sendable {
             tensors.append(("user_tower.\(k).weight", "F32", [o, i], floatBytes((0..<(i * o)).map { _ in Float(rng.gaussian() * scale) })))
             tensors.append(("user_tower.\(k).bias", "F32", [o], floatBytes((0..<o).map { _ in Float(rng.gaussian() * 0.05) })))
         }
-        let centers = (0..<categories).map { _ in (0..<dimension).map { _ in rng.gaussian() } }
+        let spread = (0..<dimension).map { lowRank > 0 && $0 >= lowRank ? 0.02 : 1.0 }
+        let centers = (0..<categories).map { _ in (0..<dimension).map { j in rng.gaussian() * spread[j] } }
         var emb: [Float] = []
         var lines: [String] = []
         for i in 0..<items {
             let cat = rng.unit() < concentration ? 0 : Int(rng.next() % UInt64(categories))
-            let v = (0..<dimension).map { centers[cat][$0] + 0.8 * rng.gaussian() }
+            let v = (0..<dimension).map { centers[cat][$0] + 0.8 * rng.gaussian() * spread[$0] }
             let n = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
             emb += v.map { Float($0 / n) }
             let creator = Int(rng.next() % UInt64(max(1, creators)))

@@ -58,6 +58,46 @@ struct Int8RowsTests {
         #expect(visited == [0])
     }
 
+    @Test("with a float lead per row, every dot adds lead times the query's lead, in the vector kernel, one product at a time, the lane bar and forEachAbove, zero query included")
+    func leadsAddTheirProduct() {
+        for (d, seed) in [(32, UInt64(21)), (12, 22)] {
+            let n = 203
+            let (rows, query) = fixture(count: n, dimension: d, seed: seed)
+            let leads = (0..<n).map { Float($0 % 17) / 8 - 1 }
+            let plain = rows.withUnsafeBufferPointer { r in Int8Rows(count: n, dimension: d) { r.baseAddress! + $0 * d } }
+            let led = rows.withUnsafeBufferPointer { r in Int8Rows(count: n, dimension: d, row: { r.baseAddress! + $0 * d }, lead: { leads[$0] }) }
+            #expect(led.hasLead && !plain.hasLead)
+            for zero in [false, true] {
+                let qv = zero ? [Float](repeating: 0, count: d) : query
+                var q = Int8Query(dimension: d)
+                qv.withUnsafeBufferPointer { q.set($0.baseAddress!, lead: 0.75) }
+                var p = Int8Query(dimension: d)
+                qv.withUnsafeBufferPointer { p.set($0.baseAddress!) }
+                for range in [0..<n, 3..<(n - 1), 5..<12, 8..<16] {
+                    var base = [Float](repeating: .nan, count: range.count), fast = base, slow = base
+                    base.withUnsafeMutableBufferPointer { plain.dots(p, rows: range, into: $0.baseAddress!) }
+                    fast.withUnsafeMutableBufferPointer { led.dots(q, rows: range, into: $0.baseAddress!) }
+                    slow.withUnsafeMutableBufferPointer { led.dots(q, rows: range, into: $0.baseAddress!, kernel: .scalar) }
+                    #expect(fast == slow, "d \(d) rows \(range) zero \(zero)")
+                    for (o, i) in range.enumerated() {
+                        #expect(abs(fast[o] - (base[o] + leads[i] * 0.75)) <= 1e-5 * (1 + abs(fast[o])), "d \(d) row \(i) zero \(zero)")
+                    }
+                    var lanes = [Float](repeating: 0, count: range.count)
+                    let bar = lanes.withUnsafeMutableBufferPointer { led.dotsWithLaneBar(q, rows: range, into: $0.baseAddress!) }
+                    #expect(lanes == fast)
+                    if range.count >= 8 { #expect(fast.filter { $0 >= bar }.count >= 8) }
+                    var visited: [Int] = []
+                    led.forEachAbove(q, rows: range, threshold: -.infinity) { i, dot in
+                        #expect(dot == fast[i - range.lowerBound])
+                        visited.append(i)
+                        return -.infinity
+                    }
+                    #expect(visited == Array(range), "d \(d) rows \(range) zero \(zero)")
+                }
+            }
+        }
+    }
+
     @Test("the vector kernel gives exactly the one-product-at-a-time values, for any dimension and row range")
     func vectorEqualsScalar() {
         for (d, seed) in [(64, UInt64(5)), (16, 6), (48, 7), (128, 8), (37, 9), (6, 10)] {
