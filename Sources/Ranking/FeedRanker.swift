@@ -189,7 +189,8 @@ public final class FeedRanker {
 
         // Rules 4–6; categories that ran dry below their cap are searched deeper and the
         // selection runs again, within the bound.
-        var selection = GreedySelector.select(categories: pools, promoted: promoted, numItems: numItems, rules: rules)
+        var selection = GreedySelector.select(categories: pools, promoted: promoted, numItems: numItems, rules: rules,
+                                              recordSkipped: input.explain)
         lap(\.rules)
         var boundHit = false
         var rounds = 0
@@ -237,12 +238,14 @@ public final class FeedRanker {
                 lap(\.rescore)
             }
             if searched { rounds += 1 }
-            selection = GreedySelector.select(categories: pools, promoted: promoted, numItems: numItems, rules: rules)
+            selection = GreedySelector.select(categories: pools, promoted: promoted, numItems: numItems, rules: rules,
+                                              recordSkipped: input.explain)
             lap(\.rules)
         }
 
         var counters = pass.counters
-        for (_, reason) in selection.skipped { counters.add(reason) }
+        counters.add(.creatorCap, selection.creatorCapSkips)
+        counters.add(.categoryCap, selection.categoryCapSkips)
         counters.add(.noPromotedSlot, selection.unplacedPromoted.count)
 
         let items = selection.items.map { s -> RankedItem in

@@ -29,6 +29,8 @@ public struct Selection: Sendable {
     /// the last organic pick, or any when the pool ran out) and dropped. Creator-cap drops come
     /// in the order met, then the category-cap drops category by category.
     public var skipped: [(Candidate, DropReason)] = []
+    /// How many of `skipped` each cap dropped; counted also when `skipped` is not recorded.
+    public var creatorCapSkips = 0, categoryCapSkips = 0
     /// Promoted candidates that found no slot.
     public var unplacedPromoted: [Candidate] = []
     /// The list is shorter than asked because the pool ran out (under the caps).
@@ -41,8 +43,11 @@ public enum GreedySelector {
     ///   - categories: per category id, its eligible organic candidates sorted by
     ///     `Candidate.ranksBefore` (missing or empty for categories without candidates).
     ///   - promoted: eligible promoted candidates sorted by `Candidate.ranksBefore`.
+    ///   - recordSkipped: whether `Selection.skipped` lists the dropped candidates (for
+    ///     `--explain`); the per-cap counts are kept either way (a ranking's ~100 dropped
+    ///     candidates were copied into it only to be counted).
     public static func select(categories: [CategoryCandidates], promoted: [Candidate], numItems: Int,
-                              rules: RankingRules) -> Selection {
+                              rules: RankingRules, recordSkipped: Bool = true) -> Selection {
         var sel = Selection()
         sel.items.reserveCapacity(numItems)
         var next = [Int](repeating: 0, count: categories.count)
@@ -72,7 +77,8 @@ public enum GreedySelector {
                 next[c] += 1
                 var take = true
                 if creatorPicks[cand.creatorId] >= rules.creatorCap {
-                    sel.skipped.append((cand, .creatorCap))
+                    sel.creatorCapSkips += 1
+                    if recordSkipped { sel.skipped.append((cand, .creatorCap)) }
                     take = false
                 } else {
                     picks[c] += 1
@@ -114,10 +120,11 @@ public enum GreedySelector {
         // The capped categories' items the greedy would have met: all of them when the pool ran
         // out, else those ranked before the last organic pick.
         for c in capped {
-            let items = categories[c].items
             var i = next[c]
-            while i < items.count && (exhausted || lastOrganic.map { Candidate.ranksBefore(items[i], $0) } ?? false) {
-                sel.skipped.append((items[i], .categoryCap))
+            while i < categories[c].items.count
+                    && (exhausted || lastOrganic.map { Candidate.ranksBefore(categories[c].items[i], $0) } ?? false) {
+                sel.categoryCapSkips += 1
+                if recordSkipped { sel.skipped.append((categories[c].items[i], .categoryCap)) }
                 i += 1
             }
         }

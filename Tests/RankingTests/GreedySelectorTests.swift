@@ -104,6 +104,13 @@ struct GreedySelectorTests {
             let drops = sel.skipped.map { "\($0.0.itemId) \($0.1.rawValue)" }.sorted()
             #expect(drops == referenceDrops(organic: organic, promoted: promoted.count, numItems: numItems, rules: rules),
                     "trial \(trial): the items dropped by the caps")
+            #expect(sel.creatorCapSkips == sel.skipped.filter { $0.1 == .creatorCap }.count
+                    && sel.categoryCapSkips == sel.skipped.filter { $0.1 == .categoryCap }.count)
+            // Without recording the dropped candidates: the same list, the same counts.
+            let quiet = GreedySelector.select(categories: pools, promoted: promoted.sorted(by: Candidate.ranksBefore),
+                                              numItems: numItems, rules: rules, recordSkipped: false)
+            #expect(quiet.items == sel.items && quiet.skipped.isEmpty && quiet.needMore == sel.needMore)
+            #expect(quiet.creatorCapSkips == sel.creatorCapSkips && quiet.categoryCapSkips == sel.categoryCapSkips)
             #expect(sel.needMore.isEmpty, "complete pools never need more")
             checkInvariants(sel.items, numItems: numItems, rules: rules, context: "trial \(trial)")
             #expect(sel.short == (sel.items.count < numItems))
