@@ -63,7 +63,7 @@ struct EmbeddingProjection: Sendable, Equatable {
             for k in (kept + 1)...(kept + 4) { have += Double(max(0, values[k])) }
             kept += 4
         }
-        // More than half the axes saves too little to be worth an approximation of its own.
+        // More than 5/8 of the axes saves too little to be worth an approximation of its own.
         guard have / total >= minimumEnergy, 8 * kept <= 5 * d else { return nil }
         return EmbeddingProjection(dimension: d, kept: kept, axes: Array(vectors.prefix((1 + kept) * d)), energy: have / total)
     }

@@ -270,13 +270,8 @@ public final class IVFPQSearcher {
         for p in 0..<np {
             let l = Int(probes[p].id)
             guard let r = lists.range(of: label, in: l) else { continue }
-            if deferIds {
-                statistics.listsScanned += 1
-                scanFastScan(lists.lists[l], range: r, base: coarse[l], heap: &heap, predicate: nil,
-                             table: kernelTable, bias: lutBias, invScale: lutInvScale, handles: Int64(l) << 32)
-            } else {
-                scan(lists.lists[l], range: r, base: coarse[l], heap: &heap, predicate: predicate)
-            }
+            scan(lists.lists[l], range: r, base: coarse[l], heap: &heap, predicate: predicate,
+                 handles: deferIds ? Int64(l) << 32 : nil)
         }
         if deferIds {
             for i in 0..<heap.count {
@@ -305,11 +300,13 @@ public final class IVFPQSearcher {
     }
 
     @inline(__always)
+    /// `handles` (4-bit codes, no predicate): see `scanFastScan`.
     func scan(_ list: InvertedLists.List, range: Range<Int>, base: Float, heap: inout TopKHeap,
-              predicate: ((Int64) -> Bool)?) {
+              predicate: ((Int64) -> Bool)?, handles: Int64? = nil) {
         statistics.listsScanned += 1
         if fastScan {
-            scanFastScan(list, range: range, base: base, heap: &heap, predicate: predicate)
+            scanFastScan(list, range: range, base: base, heap: &heap, predicate: predicate,
+                         table: kernelTable, bias: lutBias, invScale: lutInvScale, handles: handles)
         } else {
             scanBytes(list, range: range, base: base, heap: &heap, predicate: predicate)
         }
@@ -344,17 +341,11 @@ public final class IVFPQSearcher {
         }
     }
 
-    /// 4-bit fast-scan: whole 32-entry blocks through the SIMD kernel; entries outside `range`
-    /// (label boundaries inside a block, padding) are ignored.
-    func scanFastScan(_ list: InvertedLists.List, range: Range<Int>, base: Float, heap: inout TopKHeap,
-                      predicate: ((Int64) -> Bool)?) {
-        scanFastScan(list, range: range, base: base, heap: &heap, predicate: predicate,
-                     table: kernelTable, bias: lutBias, invScale: lutInvScale)
-    }
-
-    /// As above with another query's quantized table (batched searches).
-    /// With `handles`, entries are pushed as `handles | position` instead of their ids (no
-    /// predicate then; the caller reads the kept ones' ids).
+    /// 4-bit fast-scan: whole 32-entry blocks through the SIMD kernel with a query's quantized
+    /// table (this searcher's, or another query's in batched searches); entries outside `range`
+    /// (label boundaries inside a block, padding) are ignored. With `handles`, entries are
+    /// pushed as `handles | position` instead of their ids (no predicate then; the caller reads
+    /// the kept ones' ids).
     func scanFastScan(_ list: InvertedLists.List, range: Range<Int>, base: Float, heap: inout TopKHeap,
                       predicate: ((Int64) -> Bool)?, table kernelTable: UnsafePointer<UInt8>, bias lutBias: Float,
                       invScale lutInvScale: Float, handles: Int64? = nil) {

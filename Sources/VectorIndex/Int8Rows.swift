@@ -210,21 +210,14 @@ public struct Int8Rows: Sendable {
                             let q = qb.baseAddress!, cp = UnsafeRawPointer(c.baseAddress!)
                             let op = UnsafeRawPointer(o.baseAddress!), sp = UnsafeRawPointer(s.baseAddress!)
                             // (An empty array's buffer may still have a base address.)
-                            if !l.isEmpty, let lp = l.baseAddress.map(UnsafeRawPointer.init) {
-                                body { b in
-                                    let sums = Self.blockSums(q, codes: cp + b &* quads &* 32, quads: quads)
-                                    let off = op.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Int32>.self)
-                                    let sc = sp.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Float>.self)
-                                    let ld = lp.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Float>.self)
-                                    return SIMD8<Float>(sums &- off) * sc * inv + ld * qLead
-                                }
-                            } else {
-                                body { b in
-                                    let sums = Self.blockSums(q, codes: cp + b &* quads &* 32, quads: quads)
-                                    let off = op.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Int32>.self)
-                                    let sc = sp.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Float>.self)
-                                    return SIMD8<Float>(sums &- off) * sc * inv
-                                }
+                            let lp = l.isEmpty ? nil : l.baseAddress.map(UnsafeRawPointer.init)
+                            body { b in
+                                let sums = Self.blockSums(q, codes: cp + b &* quads &* 32, quads: quads)
+                                let off = op.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Int32>.self)
+                                let sc = sp.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Float>.self)
+                                let f = SIMD8<Float>(sums &- off) * sc * inv
+                                guard let lp else { return f }
+                                return f + lp.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Float>.self) * qLead
                             }
                         }
                     }
