@@ -133,6 +133,17 @@ final class FreshSlice: Sendable {
     /// The index of the first entry published after `t`. Branch-free halving (a compare and a
     /// conditional move per step): the branchy search mispredicted about every other step, 40
     /// searches a ranking.
+    /// `firstAfter(t)`, checking `hint` (the answer for a nearby t, e.g. the last ranking's;
+    /// -1 for none) first: two loads instead of ~12 dependent ones when it is still right, as
+    /// it is for most requests (the window's edges move only when an item crosses them).
+    @inline(__always)
+    func firstAfter(_ t: Int64, hint: Int) -> Int {
+        let valid = published.withUnsafeBufferPointer { p in
+            hint >= 0 && hint <= p.count && (hint == 0 || p[hint - 1] <= t) && (hint == p.count || p[hint] > t)
+        }
+        return valid ? hint : firstAfter(t)
+    }
+
     func firstAfter(_ t: Int64) -> Int {
         published.withUnsafeBufferPointer { p in
             var base = 0, n = p.count

@@ -1,6 +1,9 @@
 import VectorIndex
 
-/// The k rows with the largest dot products seen so far, kept ascending (k is small).
+/// The k best rows offered so far by (dot product descending, earlier offered first), kept
+/// worst first (k is small). Ties resolve one way everywhere: the kept rows and their order are
+/// those of a stable sort of every offer by descending dot, cut after k, so a selection that
+/// places several offers at once (`place`) keeps exactly what offering them in order keeps.
 struct TopRows {
     private(set) var k: Int
     private var best: [(dot: Float, row: Int32)] = []
@@ -24,22 +27,43 @@ struct TopRows {
     mutating func insert(_ dot: Float, _ row: Int32) {
         guard k > 0, dot > threshold else { return }
         guard best.count == k else {
-            // Filling: insert in order, after any equal dots.
+            // Filling: the newest of equal dots ranks last, so it goes before them.
             var j = best.count
             best.append((dot, row))
-            while j > 0 && best[j - 1].dot > dot { best[j] = best[j - 1]; j -= 1 }
+            while j > 0 && best[j - 1].dot >= dot { best[j] = best[j - 1]; j -= 1 }
             best[j] = (dot, row)
             if best.count == k { threshold = best[0].dot }
             return
         }
-        // Full (dot > best[0].dot): the lowest leaves, the rest shift down to make room, the
-        // new row lands after any equal dots. The same order as appending and dropping the first.
+        // Full (dot > best[0].dot, so an offer equal to the worst kept one stays out): the
+        // worst leaves, the rest shift down to make room, the new row lands before equal dots.
         best.withUnsafeMutableBufferPointer { b in
             var j = 0
-            while j + 1 < k && b[j + 1].dot <= dot { b[j] = b[j + 1]; j += 1 }
+            while j + 1 < k && b[j + 1].dot < dot { b[j] = b[j + 1]; j += 1 }
             b[j] = (dot, row)
             threshold = b[0].dot
         }
+    }
+
+    /// Whether nothing is kept.
+    var isEmpty: Bool { best.isEmpty }
+
+    /// Into an empty selection, the `m` offers j = 0..<m given at once: `rank(j)` is offer j's
+    /// place among them by (dot descending, earlier first), a permutation of 0..<m
+    /// (`ThresholdScan.ranks`). Keeps what offering them one by one in order keeps, with no
+    /// sorted insertion per offer.
+    mutating func place(_ m: Int, rank: (Int) -> Int, dot: (Int) -> Float, row: (Int) -> Int32) {
+        precondition(best.isEmpty, "TopRows.place: the selection must be empty")
+        let kept = min(k, m)
+        guard kept > 0 else { return }
+        best.append(contentsOf: repeatElement((dot: Float(0), row: Int32(0)), count: kept))
+        best.withUnsafeMutableBufferPointer { b in
+            for j in 0..<m {
+                let r = rank(j)
+                if r < kept { b[kept - 1 - r] = (dot(j), row(j)) }
+            }
+        }
+        if kept == k { threshold = best[0].dot }
     }
 
     /// The kept rows, best first.
@@ -117,9 +141,24 @@ extension FreshSlice {
                     // (A test the loads' sum cannot fail in practice keeps them from being
                     // optimised away.)
                     if touch == .min { return true }
-                    for j in 0..<m {
-                        let i = Int(at[j])
-                        best.insert(p[i], rows[range.lowerBound + i])
+                    guard best.isEmpty else {
+                        for j in 0..<m {
+                            let i = Int(at[j])
+                            best.insert(p[i], rows[range.lowerBound + i])
+                        }
+                        return false
+                    }
+                    // Into an empty selection (the fresh source's case) all at once: each
+                    // gathered entry's rank among them, then the k best put in place, instead
+                    // of a sorted insertion (a run of mispredicted compares) per entry.
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.gatherLimit) { g in
+                        withUnsafeTemporaryAllocation(of: Int32.self, capacity: Self.gatherLimit) { ranks in
+                            for j in 0..<m { g[j] = p[Int(at[j])] }
+                            var j = m
+                            while j & 7 != 0 { g[j] = -.infinity; j += 1 }
+                            ThresholdScan.ranks(g.baseAddress!, count: m, into: ranks.baseAddress!, padded: true)
+                            best.place(m, rank: { Int(ranks[$0]) }, dot: { g[$0] }, row: { rows[range.lowerBound + Int(at[$0])] })
+                        }
                     }
                     return false
                 }
@@ -133,18 +172,19 @@ extension FreshSlice {
     /// (`Int8Rows.forEachAbove`): the same entries offered in the same order as computing the
     /// approximate dots first, but a block of eight below the threshold costs one compare.
     ///
-    /// For a small top-k (k <= 8) over a long range the dots are computed first with the
-    /// smallest of the kernel's eight lane maxima (`Int8Rows.dotsWithLaneBar`), and only the
-    /// entries at or above it are offered: the same rows (eight entries reach that bar, so no
-    /// entry below it could be kept) after ~k insertions instead of ~k·ln(n/k). If one of the
-    /// entries at or above the bar was recently shown, the range is offered in full instead.
+    /// For a small top-k (k <= 16) over a long range the dots are computed first, then a bar
+    /// that at least k of them reach (`ThresholdScan.laneBar`: the k-th largest of 32 lanes'
+    /// maxima), and only the ~k + 3 entries at or above it are offered: the same rows (no entry
+    /// below the bar could be kept) without ~k·ln(n/k) insertions. If one of the entries at or
+    /// above the bar was recently shown, the range is offered in full instead.
     func offerApproximate(_ range: Range<Int>, query: Int8Query, impressed: IdCounts, to best: inout TopRows,
                           dots: inout [Float]) {
         guard !range.isEmpty else { return }
-        if best.k <= 8 && range.count >= 64 {
+        if best.k >= 1 && best.k <= 16 && range.count >= 64 {
             if dots.count < range.count { dots = [Float](repeating: 0, count: max(range.count, 2 * dots.count)) }
             dots.withUnsafeMutableBufferPointer { d in
-                let bar = embeddings.dotsWithLaneBar(query, rows: range, into: d.baseAddress!)
+                embeddings.dots(query, rows: range, into: d.baseAddress!)
+                let bar = ThresholdScan.laneBar(d.baseAddress!, count: range.count, k: best.k)
                 if bar == -.infinity || offer(range, dots: d.baseAddress!, dotsBase: range.lowerBound, impressed: impressed, to: &best, atLeast: bar) {
                     offer(range, dots: d.baseAddress!, dotsBase: range.lowerBound, impressed: impressed, to: &best)
                 }

@@ -99,32 +99,15 @@ public struct Int8Rows: Sendable {
         precondition(rows.lowerBound >= 0 && rows.upperBound <= count, "Int8Rows.dots: rows \(rows) of \(count)")
         precondition(query.dimension == dimension, "Int8Rows.dots: query of dimension \(query.dimension), rows of \(dimension)")
         if kernel == .scalar { return dotsScalar(query, rows: rows, into: out) }
-        _ = write(query, rows: rows, into: out)
+        write(query, rows: rows, into: out)
     }
 
-    /// `dots`, returning the smallest of the eight lanes' maxima (lane r: the rows i of `rows`
-    /// with i % 8 == r): at least eight rows, one per lane, have a dot product at or above it,
-    /// so a top-k with k <= 8 over `rows` keeps no row below it (-infinity with fewer than eight
-    /// rows). Lets a selection skip the ~k·ln(n/k) insertions a scan in row order makes.
-    public func dotsWithLaneBar(_ query: Int8Query, rows: Range<Int>, into out: UnsafeMutablePointer<Float>) -> Float {
-        precondition(rows.lowerBound >= 0 && rows.upperBound <= count, "Int8Rows.dots: rows \(rows) of \(count)")
-        precondition(query.dimension == dimension, "Int8Rows.dots: query of dimension \(query.dimension), rows of \(dimension)")
-        let lanes = write(query, rows: rows, into: out)
-        return rows.count >= 8 ? lanes.min() : -.infinity
-    }
-
-    /// The approximate dots of `rows` into `out`; returns the lane-wise maxima over them (lane r:
-    /// rows i with i % 8 == r; -infinity for a lane without a row).
-    private func write(_ query: Int8Query, rows: Range<Int>, into out: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+    /// The approximate dots of `rows` into `out`.
+    private func write(_ query: Int8Query, rows: Range<Int>, into out: UnsafeMutablePointer<Float>) {
         guard let inv = query.inv else {
-            var lanes = SIMD8<Float>(repeating: -.infinity)
-            for (o, i) in rows.enumerated() {
-                out[o] = leadTerm(i, query)
-                lanes[i & 7] = max(lanes[i & 7], out[o])
-            }
-            return lanes
+            for (o, i) in rows.enumerated() { out[o] = leadTerm(i, query) }
+            return
         }
-        var lanes = SIMD8<Float>(repeating: -.infinity)
         withBlocks(query, inv: inv) { block in
             var i = rows.lowerBound
             while i < rows.upperBound {
@@ -132,19 +115,16 @@ public struct Int8Rows: Sendable {
                 let f = block(b)
                 if i == b * 8 && i + 8 <= rows.upperBound {
                     UnsafeMutableRawPointer(out + (i - rows.lowerBound)).storeBytes(of: f, as: SIMD8<Float>.self)
-                    lanes = lanewiseMax(lanes, f)
                     i += 8
                     continue
                 }
                 let end = min(rows.upperBound, b * 8 + 8)
                 while i < end {
                     out[i - rows.lowerBound] = f[i & 7]
-                    lanes[i & 7] = max(lanes[i & 7], f[i & 7])
                     i += 1
                 }
             }
         }
-        return lanes
     }
 
     /// Calls `visit(i, dot)` for the rows i in `rows`, in ascending order, whose approximate

@@ -58,4 +58,104 @@ public enum ThresholdScan {
         }
         return m
     }
+
+    /// For `count` (<= 64) values, each one's place among them by (value descending, lower
+    /// position first): ranks[i] = #{j < i: values[j] >= values[i]} + #{j > i: values[j] >
+    /// values[i]}, a permutation of 0..<count. Branch-free (two compares of eight values per
+    /// step and two population counts per value), for selecting the best few of a handful
+    /// without sorted insertions. Values must not be NaN; -0 and +0 are equal. With `padded`,
+    /// `values` is readable up to `count` rounded up to a multiple of eight and -infinity past
+    /// `count` (no scalar tail then).
+    public static func ranks(_ values: UnsafePointer<Float>, count: Int, into ranks: UnsafeMutablePointer<Int32>,
+                             padded: Bool = false) {
+        precondition(count >= 0 && count <= 64, "ThresholdScan.ranks: \(count) values, at most 64")
+        let full = padded ? (count + 7) & ~7 : count & ~7
+        for i in 0..<count {
+            // Adding +0 turns -0 into +0: then x - v is zero (and +0) exactly when x == v.
+            let v = values[i] + 0
+            var gt: UInt64 = 0, ge: UInt64 = 0     // bit j: values[j] > v, values[j] >= v
+            var c = 0
+            #if arch(x86_64)
+            let t = _mm256_set1_ps(v), zero = _mm256_setzero_ps()
+            while c < full {
+                let x = _mm256_add_ps(_mm256_loadu_ps(values + c), zero)
+                // v - x < 0 exactly when x > v; x - v >= 0 (sign clear) exactly when x >= v.
+                gt |= UInt64(UInt8(truncatingIfNeeded: _mm256_movemask_ps(_mm256_sub_ps(t, x)))) << UInt64(c)
+                ge |= UInt64(~UInt8(truncatingIfNeeded: _mm256_movemask_ps(_mm256_sub_ps(x, t)))) << UInt64(c)
+                c += 8
+            }
+            #endif
+            while c < count {
+                let x = values[c]
+                if x > v { gt |= UInt64(1) << UInt64(c) }
+                if x >= v { ge |= UInt64(1) << UInt64(c) }
+                c += 1
+            }
+            let before = (UInt64(1) << UInt64(i)) &- 1
+            // (Padding lanes are -infinity: below every value, so never set in gt or ge.)
+            let after = ~before & ~(UInt64(1) << UInt64(i))
+            ranks[i] = Int32((ge & before).nonzeroBitCount + (gt & after).nonzeroBitCount)
+        }
+    }
+
+    /// A value that at least `k` (1...32) of `values[0..<count]` reach, near the k-th largest:
+    /// the k-th largest of the 32 lanes' maxima (lane r: the positions i with i % 32 == r; each
+    /// maximum is another position's value), or -infinity when fewer than k values.
+    /// A top-k selection then looks only at the values at or above it; over ~150 values the
+    /// eight lanes of the dot-product kernel left ~4x k of them, 32 lanes leave ~k + 3.
+    public static func laneBar(_ values: UnsafePointer<Float>, count: Int, k: Int) -> Float {
+        precondition(k >= 1 && k <= 32, "ThresholdScan.laneBar: k \(k), 1...32")
+        var i = 0
+        #if arch(x86_64)
+        var m0 = _mm256_set1_ps(-.infinity), m1 = m0, m2 = m0, m3 = m0
+        while i + 32 <= count {
+            m0 = _mm256_max_ps(m0, _mm256_loadu_ps(values + i))
+            m1 = _mm256_max_ps(m1, _mm256_loadu_ps(values + i + 8))
+            m2 = _mm256_max_ps(m2, _mm256_loadu_ps(values + i + 16))
+            m3 = _mm256_max_ps(m3, _mm256_loadu_ps(values + i + 24))
+            i += 32
+        }
+        if i < count {
+            // The tail through a buffer of 32 (-infinity past the end).
+            var tail = (SIMD16<Float>(repeating: -.infinity), SIMD16<Float>(repeating: -.infinity))
+            withUnsafeMutableBytes(of: &tail) { raw in
+                let t = raw.baseAddress!.assumingMemoryBound(to: Float.self)
+                for j in i..<count { t[j - i] = values[j] }
+                m0 = _mm256_max_ps(m0, _mm256_loadu_ps(t))
+                m1 = _mm256_max_ps(m1, _mm256_loadu_ps(t + 8))
+                m2 = _mm256_max_ps(m2, _mm256_loadu_ps(t + 16))
+                m3 = _mm256_max_ps(m3, _mm256_loadu_ps(t + 24))
+            }
+        }
+        // The largest lane maximum, as often as lanes hold it, until k are counted.
+        let none = _mm256_set1_ps(-.infinity)
+        let swap128 = _mm256_setr_epi32(4, 5, 6, 7, 0, 1, 2, 3)
+        let swap64 = _mm256_setr_epi32(2, 3, 0, 1, 6, 7, 4, 5)
+        let swap32 = _mm256_setr_epi32(1, 0, 3, 2, 5, 4, 7, 6)
+        var left = k
+        while true {
+            var t = _mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3))
+            t = _mm256_max_ps(t, _mm256_permutevar8x32_ps(t, swap128))
+            t = _mm256_max_ps(t, _mm256_permutevar8x32_ps(t, swap64))
+            t = _mm256_max_ps(t, _mm256_permutevar8x32_ps(t, swap32))
+            let top = unsafeBitCast(t, to: SIMD8<Float>.self)[0]
+            if top == -.infinity { return top }
+            let ti = _mm256_castps_si256(t)
+            let e0 = _mm256_cmpeq_epi32(_mm256_castps_si256(m0), ti), e1 = _mm256_cmpeq_epi32(_mm256_castps_si256(m1), ti)
+            let e2 = _mm256_cmpeq_epi32(_mm256_castps_si256(m2), ti), e3 = _mm256_cmpeq_epi32(_mm256_castps_si256(m3), ti)
+            let held = (_mm256_movemask_ps(_mm256_castsi256_ps(e0)) | _mm256_movemask_ps(_mm256_castsi256_ps(e1)) << 8
+                        | _mm256_movemask_ps(_mm256_castsi256_ps(e2)) << 16 | _mm256_movemask_ps(_mm256_castsi256_ps(e3)) << 24).nonzeroBitCount
+            if held >= left { return top }
+            left -= held
+            m0 = _mm256_blendv_ps(m0, none, _mm256_castsi256_ps(e0))
+            m1 = _mm256_blendv_ps(m1, none, _mm256_castsi256_ps(e1))
+            m2 = _mm256_blendv_ps(m2, none, _mm256_castsi256_ps(e2))
+            m3 = _mm256_blendv_ps(m3, none, _mm256_castsi256_ps(e3))
+        }
+        #else
+        var l = [Float](repeating: -.infinity, count: 32)
+        while i < count { l[i & 31] = max(l[i & 31], values[i]); i += 1 }
+        return l.sorted(by: >)[k - 1]
+        #endif
+    }
 }

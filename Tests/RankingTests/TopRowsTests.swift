@@ -5,28 +5,73 @@ import VectorIndex
 
 @Suite("Top-k selection of the fresh and promoted sources")
 struct TopRowsTests {
-    @Test("TopRows keeps the k largest dots, best first, for k 1..20 and 0..300 offers; with tied dots it equals the plain append-sort-drop version")
-    func topRowsEqualsSort() {
+    @Test("TopRows keeps the k best offers by descending dot, the earlier of equal dots first (a stable sort cut after k), for k 1..20 and 0..300 offers with many ties")
+    func topRowsEqualsStableSort() {
         var rng = SeededRandom(seed: 5)
         for k in 1...20 {
             for n in stride(from: 0, through: 300, by: 7) {
                 // Coarse dots so ties happen.
                 let dots = (0..<n).map { _ in Float(rng.next() % 40) / 8 }
                 var top = TopRows(k: k)
-                var plain: [(dot: Float, row: Int32)] = []
-                for (i, d) in dots.enumerated() {
-                    if top.accepts(d) { top.insert(d, Int32(i)) }
-                    if plain.count < k || d > plain[0].dot {
-                        plain.append((d, Int32(i)))
-                        plain.sort { $0.dot < $1.dot }      // stable: an equal dot stays after
-                        if plain.count > k { plain.removeFirst() }
-                    }
-                }
-                #expect(top.rows == plain.reversed().map(\.row), "k \(k), n \(n)")
-                // Whatever the ties, the kept dots are the k largest.
-                #expect(top.rows.map { dots[Int($0)] } == Array(dots.sorted().suffix(k).reversed()), "k \(k), n \(n)")
+                for (i, d) in dots.enumerated() where top.accepts(d) { top.insert(d, Int32(i)) }
+                let expected = dots.indices.sorted { dots[$0] != dots[$1] ? dots[$0] > dots[$1] : $0 < $1 }.prefix(k).map { Int32($0) }
+                #expect(top.rows == expected, "k \(k), n \(n)")
             }
         }
+    }
+
+    @Test("TopRows.place with ThresholdScan.ranks keeps what offering the same dots one by one keeps, ties included, for 0..64 offers and k 1..12")
+    func placeEqualsInsertingInOrder() {
+        var rng = SeededRandom(seed: 31)
+        for m in 0...64 {
+            for k in 1...12 {
+                // Coarse dots (ties), -0 and +0 among them.
+                let dots = (0..<m).map { _ -> Float in
+                    let v = Float(Int(rng.next() % 9) - 4) / 4
+                    return v == 0 && rng.next() % 2 == 0 ? -0.0 : v
+                }
+                var inserted = TopRows(k: k)
+                for (j, d) in dots.enumerated() { inserted.insert(d, Int32(j)) }
+                var ranks = [Int32](repeating: -1, count: max(m, 1))
+                var padded = dots + [Float](repeating: -.infinity, count: (8 - m % 8) % 8)
+                if padded.isEmpty { padded = [0] }
+                for usePadding in [false, true] {
+                    padded.withUnsafeBufferPointer { v in
+                        ranks.withUnsafeMutableBufferPointer { ThresholdScan.ranks(v.baseAddress!, count: m, into: $0.baseAddress!, padded: usePadding) }
+                    }
+                    #expect(Set(ranks.prefix(m)) == Set((0..<m).map { Int32($0) }), "ranks are a permutation, m \(m)")
+                    var placed = TopRows(k: k)
+                    placed.place(m, rank: { Int(ranks[$0]) }, dot: { dots[$0] }, row: { Int32($0) })
+                    #expect(placed.rows == inserted.rows, "m \(m), k \(k), padded \(usePadding)")
+                    #expect(placed.threshold == inserted.threshold)
+                }
+            }
+        }
+    }
+
+    @Test("ThresholdScan.laneBar is a value at least k of the values reach and at most the largest, -infinity only when fewer than k values, for lengths 0..300 and k 1..32")
+    func laneBarIsReachedByK() {
+        var rng = SeededRandom(seed: 41)
+        for n in stride(from: 0, through: 300, by: 3) {
+            let values = (0..<n).map { _ in Float(Int(rng.next() % 200) - 100) / 10 }
+            for k in [1, 2, 5, 8, 12, 16, 32] {
+                let bar = values.withUnsafeBufferPointer { ThresholdScan.laneBar($0.baseAddress!, count: n, k: k) }
+                if n < k {
+                    #expect(bar == -.infinity, "n \(n), k \(k)")
+                } else {
+                    #expect(values.contains(bar), "n \(n), k \(k): the bar is one of the values")
+                    #expect(values.filter { $0 >= bar }.count >= k, "n \(n), k \(k)")
+                }
+            }
+        }
+        // Over ~150 values a top-8 offers about eleven or fewer (the eight lanes' bar left ~20).
+        var offered = 0
+        for _ in 0..<200 {
+            let values = (0..<150).map { _ in Float(rng.gaussian()) }
+            let bar = values.withUnsafeBufferPointer { ThresholdScan.laneBar($0.baseAddress!, count: 150, k: 8) }
+            offered += values.filter { $0 >= bar }.count
+        }
+        #expect(offered <= 200 * 11, "\(Double(offered) / 200) values at or above the bar on average")
     }
 
     @Test("ThresholdScan.firstAbove finds the first value above the threshold at every offset and length")
@@ -85,6 +130,10 @@ struct TopRowsTests {
             for t in probes {
                 let expected = times.firstIndex { $0 > t } ?? times.count
                 #expect(slice.firstAfter(t) == expected, "n \(n), t \(t)")
+                // With any hint, right or wrong (the last ranking's edges).
+                for hint in [-1, 0, expected - 1, expected, expected + 1, n, n + 1] {
+                    #expect(slice.firstAfter(t, hint: hint) == expected, "n \(n), t \(t), hint \(hint)")
+                }
             }
         }
     }
@@ -120,7 +169,7 @@ struct TopRowsTests {
             let u = (0..<spec.dimension).map { _ in Float(rng.gaussian()) }
             let query = u.withUnsafeBufferPointer { Int8Query($0.baseAddress!, dimension: spec.dimension) }
             let lo = Int(rng.next() % 200), hi = lo + 64 + Int(rng.next() % 400)
-            let k = 1 + Int(rng.next() % 8)
+            let k = 1 + Int(rng.next() % 16)
             var all = [Float](repeating: 0, count: slice.count)
             all.withUnsafeMutableBufferPointer { slice.embeddings.dots(query, rows: 0..<slice.count, into: $0.baseAddress!) }
             // Every third trial: some of the range's best rows were recently shown.
@@ -137,8 +186,8 @@ struct TopRowsTests {
             #expect(got.rows == expected.rows, "trial \(trial): k \(k), rows \(lo)..<\(hi)")
             #expect(got.rows.count == k)
             // The bar: at least eight rows of the range reach it, and it is one of their dots.
-            let bar = scratch.withUnsafeMutableBufferPointer { slice.embeddings.dotsWithLaneBar(query, rows: lo..<hi, into: $0.baseAddress!) }
-            #expect((lo..<hi).filter { all[$0] >= bar }.count >= 8)
+            let bar = all.withUnsafeBufferPointer { ThresholdScan.laneBar($0.baseAddress! + lo, count: hi - lo, k: k) }
+            #expect((lo..<hi).filter { all[$0] >= bar }.count >= k)
             // Count the trials where the impression filter changed the selection (the fallback).
             var unfiltered = TopRows(k: k)
             all.withUnsafeBufferPointer { slice.offer(lo..<hi, dots: $0.baseAddress!, dotsBase: 0, impressed: .empty, to: &unfiltered) }
