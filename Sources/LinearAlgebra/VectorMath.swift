@@ -33,11 +33,15 @@ public enum VectorMath {
     public static func dotRounded(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count: Int) -> Float {
         var acc0 = SIMD4<Double>(), acc1 = SIMD4<Double>()
         var i = 0
+        // Four floats per load, each widened whole (one vcvtps2pd with AVX): loading eight and
+        // splitting them into halves compiled to a shuffle per lane.
         while i + 8 <= count {
-            let a = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
-            let b = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self)
-            acc0 += SIMD4<Double>(a.lowHalf) * SIMD4<Double>(b.lowHalf)
-            acc1 += SIMD4<Double>(a.highHalf) * SIMD4<Double>(b.highHalf)
+            let a0 = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD4<Float>.self)
+            let b0 = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD4<Float>.self)
+            let a1 = UnsafeRawPointer(x + i + 4).loadUnaligned(as: SIMD4<Float>.self)
+            let b1 = UnsafeRawPointer(y + i + 4).loadUnaligned(as: SIMD4<Float>.self)
+            acc0 += SIMD4<Double>(a0) * SIMD4<Double>(b0)
+            acc1 += SIMD4<Double>(a1) * SIMD4<Double>(b1)
             i += 8
         }
         var s = (acc0 + acc1).sum()
