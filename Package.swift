@@ -28,6 +28,8 @@ let package = Package(
         .systemLibrary(name: "CRdKafka"),
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis"),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas"),
+        // Header-only: a prefetch hint (`__builtin_prefetch`) for the ranking.
+        .systemLibrary(name: "CPrefetch"),
 
         // Adapters: the only importers of their C library.
         .target(name: "KafkaClient", dependencies: [
@@ -52,7 +54,7 @@ let package = Package(
         // Haswell here too (the binary needs AVX2 anyway): the exact scores' float64 dot
         // (`VectorMath.dotRounded`, inlined here) ran on SSE2, two doubles per instruction.
         // Swift does not contract a * b + c into an FMA, so results are the same bits.
-        .target(name: "Ranking", dependencies: ["RankingModel", "VectorIndex", "LinearAlgebra"],
+        .target(name: "Ranking", dependencies: ["RankingModel", "VectorIndex", "LinearAlgebra", "CPrefetch"],
                 swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"])]),
 
         // Wiring.

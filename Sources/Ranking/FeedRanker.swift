@@ -1,3 +1,4 @@
+import CPrefetch
 import LinearAlgebra
 import RankingModel
 import VectorIndex
@@ -140,6 +141,8 @@ public final class FeedRanker {
                 }
             }
             lap(\.retrieval)
+            // Their rows arrive while the fresh picks are chosen.
+            pass.prefetch(s.indexGroups.rows)
             // Per category the best candidates by approximate score are scored exactly now, the
             // rest (`later`) only if the selection runs through the category.
             let firstIndex = input.explain ? Int.max : settings.scoredFirst
@@ -151,6 +154,8 @@ public final class FeedRanker {
                     appendFreshCandidates(cat: cat, at: input.at, impressed: pass.impressed, &s)
                 }
                 s.freshGroups.close()
+                // (Arriving while the next categories' picks are chosen.)
+                pass.prefetch(s.freshGroups[cat])
             }
             if batchPicks == nil && catalog.projection != nil {
                 // On the projection the approximate order is too coarse to choose which
@@ -482,7 +487,9 @@ struct CandidatePass {
         bundle.items.withUnsafeBufferPointer { items in
             for rows in groups {
                 for r in rows {
-                    touch &+= items[Int(r)].publishedAt
+                    // An item (48 bytes) straddles two cache lines one time in four: its first
+                    // field and its quality (32 bytes on) are on both lines then.
+                    touch &+= items[Int(r)].id &+ Int64(items[Int(r)].quality.bitPattern & 1)
                     let e = bundle.embeddingPointer(row: Int(r))
                     var off = 0
                     while off < d { touch &+= Int64(e[off].bitPattern); off &+= 16 }
@@ -490,6 +497,25 @@ struct CandidatePass {
             }
         }
         touchSink = touch
+    }
+
+    /// Asks for the cache lines `score` will read of `rows` without waiting for them (prefetch
+    /// hints retire at once, where `touch`'s loads hold up the instructions behind them): issued
+    /// as soon as the rows are known, their misses overlap the work before they are scored.
+    func prefetch<Rows: Sequence<Int32>>(_ rows: Rows) {
+        let bundle = catalog.bundle
+        let d = bundle.embeddingDimension
+        bundle.items.withUnsafeBufferPointer { items in
+            let base = UnsafeRawPointer(items.baseAddress!)
+            for r in rows {
+                let item = base + Int(r) * MemoryLayout<Item>.stride
+                feedrank_prefetch(item)
+                feedrank_prefetch(item + MemoryLayout<Item>.stride - 1)
+                let e = UnsafeRawPointer(bundle.embeddingPointer(row: Int(r)))
+                var off = 0
+                while off < d { feedrank_prefetch(e + off * 4); off &+= 16 }
+            }
+        }
     }
 
     /// As `score` for exact retrieval over a whole category: only the `keep` best eligible

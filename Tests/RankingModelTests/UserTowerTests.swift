@@ -88,6 +88,12 @@ struct UserTowerTests {
         #expect(Scoring.sigmoid(0) == 0.5)
         #expect(Scoring.sigmoid(-700) > 0 && Scoring.sigmoid(-700) < 1e-300 && Scoring.sigmoid(-1e6) == 0)
         #expect(Scoring.sigmoid(800) == 1)
+        // The same bits as the two-branch form 1/(1+e^-z) for z >= 0, e^z/(1+e^z) below.
+        for i in -4000...4000 {
+            let z = Double(i) / 97.3
+            let twoBranch = z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z))
+            #expect(Scoring.sigmoid(z).bitPattern == twoBranch.bitPattern, "z \(z)")
+        }
         let u = bundle.tower.embed([Float](repeating: 0.3, count: bundle.tower.inputWidth))
         let all = sc.scores(user: u, rows: [7, 0, 3], in: bundle)
         for (i, row) in [7, 0, 3].enumerated() {
