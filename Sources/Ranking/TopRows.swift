@@ -112,52 +112,48 @@ extension FreshSlice {
     /// full offer.
     static let gatherLimit = 64
 
-    /// As above, offering only the entries whose dot is at least `bar` (> -infinity), when
-    /// none of those is recently shown and there are at most `gatherLimit`: returns false then.
-    /// Otherwise returns true with `best` unchanged, and the caller offers the range in full.
+    /// Into an empty `best`, the entries of `first` then `second` (ascending, disjoint; their
+    /// dots at `dots[0..<first.count]`, then the next `second.count`) whose dot is at least `bar`
+    /// (> -infinity), when none of those is recently shown and there are at most
+    /// `gatherLimit`: returns false then. Otherwise returns true with `best` unchanged, and the
+    /// caller offers the ranges in full.
     ///
     /// The few entries that reach the bar are found first, then their ids and rows are loaded
-    /// with independent loads (one after another, each was a cache miss at 1M items), then they
-    /// are offered in entry order.
-    func offer(_ range: Range<Int>, dots: UnsafePointer<Float>, dotsBase: Int, impressed: IdCounts,
+    /// with independent loads (one after another, each was a cache miss at 1M items), then each
+    /// one's rank among them is computed in one branch-free pass and the k best are put in
+    /// place (`TopRows.place`): what offering them in entry order keeps, without a sorted
+    /// insertion (a run of mispredicted compares) per entry.
+    func offer(_ first: Range<Int>, _ second: Range<Int>, dots p: UnsafePointer<Float>, impressed: IdCounts,
                to best: inout TopRows, atLeast bar: Float) -> Bool {
-        guard !range.isEmpty else { return false }
         precondition(bar > -.infinity, "offer(atLeast:) needs a bar")
-        let floor = bar.nextDown
-        let p = dots + (range.lowerBound - dotsBase)
-        let n = range.count
+        precondition(best.isEmpty, "offer(atLeast:) fills an empty selection")
+        precondition(first.upperBound <= second.lowerBound || second.isEmpty, "offer(atLeast:): ranges out of order")
+        let n1 = first.count, n = n1 + second.count
+        guard n > 0 else { return false }
+        let shift = second.lowerBound - n1
+        @inline(__always) func entry(_ position: Int) -> Int { position < n1 ? first.lowerBound + position : shift + position }
         let checkImpressions = !impressed.isEmpty
         return rows.withUnsafeBufferPointer { rows in
             ids.withUnsafeBufferPointer { ids in
                 withUnsafeTemporaryAllocation(of: Int32.self, capacity: Self.gatherLimit) { at -> Bool in
-                    guard let m = ThresholdScan.positions(p, count: n, above: floor, into: at.baseAddress!, limit: Self.gatherLimit) else {
+                    guard let m = ThresholdScan.positions(p, count: n, above: bar.nextDown, into: at.baseAddress!, limit: Self.gatherLimit) else {
                         return true
                     }
                     var touch: Int64 = 0
-                    for j in 0..<m { touch &+= Int64(rows[range.lowerBound + Int(at[j])]) }
+                    for j in 0..<m { touch &+= Int64(rows[entry(Int(at[j]))]) }
                     if checkImpressions {
-                        for j in 0..<m where impressed.contains(ids[range.lowerBound + Int(at[j])]) { return true }
+                        for j in 0..<m where impressed.contains(ids[entry(Int(at[j]))]) { return true }
                     }
                     // (A test the loads' sum cannot fail in practice keeps them from being
                     // optimised away.)
                     if touch == .min { return true }
-                    guard best.isEmpty else {
-                        for j in 0..<m {
-                            let i = Int(at[j])
-                            best.insert(p[i], rows[range.lowerBound + i])
-                        }
-                        return false
-                    }
-                    // Into an empty selection (the fresh source's case) all at once: each
-                    // gathered entry's rank among them, then the k best put in place, instead
-                    // of a sorted insertion (a run of mispredicted compares) per entry.
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.gatherLimit) { g in
                         withUnsafeTemporaryAllocation(of: Int32.self, capacity: Self.gatherLimit) { ranks in
                             for j in 0..<m { g[j] = p[Int(at[j])] }
                             var j = m
                             while j & 7 != 0 { g[j] = -.infinity; j += 1 }
                             ThresholdScan.ranks(g.baseAddress!, count: m, into: ranks.baseAddress!, padded: true)
-                            best.place(m, rank: { Int(ranks[$0]) }, dot: { g[$0] }, row: { rows[range.lowerBound + Int(at[$0])] })
+                            best.place(m, rank: { Int(ranks[$0]) }, dot: { g[$0] }, row: { rows[entry(Int(at[$0]))] })
                         }
                     }
                     return false
@@ -172,25 +168,42 @@ extension FreshSlice {
     /// (`Int8Rows.forEachAbove`): the same entries offered in the same order as computing the
     /// approximate dots first, but a block of eight below the threshold costs one compare.
     ///
-    /// For a small top-k (k <= 16) over a long range the dots are computed first, then a bar
-    /// that at least k of them reach (`ThresholdScan.laneBar`: the k-th largest of 32 lanes'
-    /// maxima), and only the ~k + 3 entries at or above it are offered: the same rows (no entry
-    /// below the bar could be kept) without ~k·ln(n/k) insertions. If one of the entries at or
-    /// above the bar was recently shown, the range is offered in full instead.
+    /// For a small top-k (k <= 16) into an empty selection over 16 rows or more, the dots are
+    /// computed first, then a bar that at least k of them reach (`ThresholdScan.laneBar`: the
+    /// k-th largest of 32 lanes' maxima), and only the ~k + 1 entries at or above it are
+    /// offered: the same rows (no entry below the bar could be kept) without ~k·ln(n/k)
+    /// insertions. If one of the entries at or above the bar was recently shown, the range is
+    /// offered in full instead.
     func offerApproximate(_ range: Range<Int>, query: Int8Query, impressed: IdCounts, to best: inout TopRows,
                           dots: inout [Float]) {
-        guard !range.isEmpty else { return }
-        if best.k >= 1 && best.k <= 16 && range.count >= 64 {
-            if dots.count < range.count { dots = [Float](repeating: 0, count: max(range.count, 2 * dots.count)) }
+        offerApproximate(range, 0..<0, query: query, impressed: impressed, to: &best, dots: &dots)
+    }
+
+    /// As above for the entries of `first` then `second` (ascending, disjoint), as one run.
+    func offerApproximate(_ first: Range<Int>, _ second: Range<Int>, query: Int8Query, impressed: IdCounts,
+                          to best: inout TopRows, dots: inout [Float]) {
+        let n1 = first.count, n = n1 + second.count
+        guard n > 0 else { return }
+        if best.isEmpty && best.k >= 1 && best.k <= 16 && n >= 16 {
+            if dots.count < n { dots = [Float](repeating: 0, count: max(n, 2 * dots.count)) }
             dots.withUnsafeMutableBufferPointer { d in
-                embeddings.dots(query, rows: range, into: d.baseAddress!)
-                let bar = ThresholdScan.laneBar(d.baseAddress!, count: range.count, k: best.k)
-                if bar == -.infinity || offer(range, dots: d.baseAddress!, dotsBase: range.lowerBound, impressed: impressed, to: &best, atLeast: bar) {
-                    offer(range, dots: d.baseAddress!, dotsBase: range.lowerBound, impressed: impressed, to: &best)
+                let p = d.baseAddress!
+                if n1 > 0 { embeddings.dots(query, rows: first, into: p) }
+                if !second.isEmpty { embeddings.dots(query, rows: second, into: p + n1) }
+                let bar = ThresholdScan.laneBar(p, count: n, k: best.k)
+                if bar == -.infinity || offer(first, second, dots: p, impressed: impressed, to: &best, atLeast: bar) {
+                    offer(first, dots: p, dotsBase: first.lowerBound, impressed: impressed, to: &best)
+                    offer(second, dots: p + n1, dotsBase: second.lowerBound, impressed: impressed, to: &best)
                 }
             }
             return
         }
+        if n1 > 0 { offerScanning(first, query: query, impressed: impressed, to: &best) }
+        if !second.isEmpty { offerScanning(second, query: query, impressed: impressed, to: &best) }
+    }
+
+    /// `offerApproximate` for one range, offering as the int8 scan goes.
+    private func offerScanning(_ range: Range<Int>, query: Int8Query, impressed: IdCounts, to best: inout TopRows) {
         let checkImpressions = !impressed.isEmpty
         rows.withUnsafeBufferPointer { rows in
             ids.withUnsafeBufferPointer { ids in

@@ -223,13 +223,8 @@ public final class IVFPQSearcher {
                     i += 8
                 }
                 while i < n { let l = Int(candidates[i]); sc[i] = coarse[l] - h[l]; i += 1 }
-                // The want-th largest of the eight maxima: drop the largest want - 1 times.
-                for _ in 1..<want {
-                    let top = mx.max()
-                    mx.replace(with: -.infinity, where: mx .== top)
-                    // (equal maxima are dropped together: the bar only gets lower, still valid)
-                }
-                let bar = mx.max()
+                // The want-th largest of the eight maxima.
+                let bar = kthLargest(mx, want)
                 for i in 0..<n where sc[i] >= bar { probeHeap.push(sc[i], Int64(candidates[i])) }
                 return
             }

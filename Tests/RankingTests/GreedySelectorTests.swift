@@ -132,6 +132,18 @@ struct GreedySelectorTests {
                 #expect(items == expected, "n = \(n)")
             }
         }
+        // Scores of +0 and -0 (equal), negative ids: the same order as the plain sort.
+        for n in [3, 17, 64] {
+            var items = (0..<n).map { i -> Candidate in
+                var c = randomCandidate(&rng, id: Int64(i) - 30, categories: 3, creators: 5, promoted: false)
+                if i % 3 == 0 { c.score = i % 2 == 0 ? 0.0 : -0.0 }
+                return c
+            }
+            items.shuffle(using: &rng)
+            let expected = items.sorted(by: Candidate.ranksBefore)
+            Candidate.sortRanked(&items)
+            #expect(items.map(\.itemId) == expected.map(\.itemId), "n = \(n)")
+        }
     }
 
     @Test("a category that runs dry below its cap while the list still needs items asks for more")

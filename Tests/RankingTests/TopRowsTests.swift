@@ -155,7 +155,7 @@ struct TopRowsTests {
         }
     }
 
-    @Test("the fresh and promoted sources' selection from a lane bar keeps exactly the rows offering every dot in order keeps, with and without recently shown rows among the best")
+    @Test("the fresh and promoted sources' selection from a lane bar keeps exactly the rows offering every dot in order keeps, over one range or two, with and without recently shown rows among the best")
     func laneBarSelectionEqualsFullOffer() throws {
         var spec = SyntheticBundle()
         spec.items = 700
@@ -185,6 +185,17 @@ struct TopRowsTests {
             slice.offerApproximate(lo..<hi, query: query, impressed: impressed, to: &got, dots: &scratch)
             #expect(got.rows == expected.rows, "trial \(trial): k \(k), rows \(lo)..<\(hi)")
             #expect(got.rows.count == k)
+            // Two ranges with a gap (the promoted source's older entries), as one run.
+            let cut = lo + Int(rng.next() % UInt64(hi - lo)), gap = Int(rng.next() % 40)
+            let second = min(cut + gap, hi)..<hi
+            var expected2 = TopRows(k: k)
+            all.withUnsafeBufferPointer {
+                slice.offer(lo..<cut, dots: $0.baseAddress!, dotsBase: 0, impressed: impressed, to: &expected2)
+                slice.offer(second, dots: $0.baseAddress!, dotsBase: 0, impressed: impressed, to: &expected2)
+            }
+            var got2 = TopRows(k: k)
+            slice.offerApproximate(lo..<cut, second, query: query, impressed: impressed, to: &got2, dots: &scratch)
+            #expect(got2.rows == expected2.rows, "trial \(trial): k \(k), rows \(lo)..<\(cut) and \(second)")
             // The bar: at least eight rows of the range reach it, and it is one of their dots.
             let bar = all.withUnsafeBufferPointer { ThresholdScan.laneBar($0.baseAddress! + lo, count: hi - lo, k: k) }
             #expect((lo..<hi).filter { all[$0] >= bar }.count >= k)
