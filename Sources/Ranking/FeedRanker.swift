@@ -142,7 +142,7 @@ public final class FeedRanker {
             }
             lap(\.retrieval)
             // Their rows arrive while the fresh picks are chosen.
-            pass.prefetch(s.indexGroups.rows)
+            if catalog.prefetchRows { pass.prefetch(s.indexGroups.rows) }
             // Per category the best candidates by approximate score are scored exactly now, the
             // rest (`later`) only if the selection runs through the category.
             let firstIndex = input.explain ? Int.max : settings.scoredFirst
@@ -155,7 +155,7 @@ public final class FeedRanker {
                 }
                 s.freshGroups.close()
                 // (Arriving while the next categories' picks are chosen.)
-                pass.prefetch(s.freshGroups[cat])
+                if catalog.prefetchRows { pass.prefetch(s.freshGroups[cat]) }
             }
             if batchPicks == nil && catalog.projection != nil {
                 // On the projection the approximate order is too coarse to choose which

@@ -23,6 +23,13 @@ public final class RankingCatalog: Sendable {
     /// The fresh source, per category (built only with an index: exact retrieval scores
     /// everything anyway).
     let freshSource: [FreshSlice]
+    /// Whether a ranking prefetches its candidates' rows (`CandidatePass.prefetch`): only when
+    /// the embeddings are well beyond the last-level cache (misses to memory then; at 100,000
+    /// items the rows mostly come from L3, and the hints cost what they saved).
+    let prefetchRows: Bool
+    /// The embeddings' size from which rankings prefetch (128 MB; the 100,000-item demo world's
+    /// are 25.6 MB, the 1,000,000-item one's 256 MB).
+    static let prefetchBytes = 128 << 20
     /// The promoted items rule 5 can ever use (quality at or above the floor), by
     /// `published_at`, for the promoted picks (built only with an index).
     let promotedSource: FreshSlice?
@@ -70,6 +77,7 @@ public final class RankingCatalog: Sendable {
         self.promotedEmbeddings = pm
         self.index = index
         self.categoryLabels = (0..<c).map { UInt16($0) }
+        self.prefetchRows = bundle.itemCount * d * MemoryLayout<Float>.size >= Self.prefetchBytes
         if index != nil {
             let floor = rules.qualityFloor
             let eligiblePromoted = promoted.filter { bundle.items[Int($0)].quality >= floor }
