@@ -429,13 +429,7 @@ public final class IVFPQSearcher {
         }
         // The largest lane maximum v that at least k lane maxima reach (0 -- no bar -- when fewer
         // than k lanes saw an entry; a real entry summing to 0 only makes the bar lower).
-        let k = heap.capacity
-        var bar: UInt16 = 0
-        for lane in 0..<32 {
-            let v = lane < 16 ? maxEven[lane] : maxOdd[lane - 16]
-            guard v > bar else { continue }
-            if FastScan.lanes(maxEven, maxOdd, atLeast: v).nonzeroBitCount / 2 >= k { bar = v }
-        }
+        let bar = kthLargest(maxEven, maxOdd, heap.capacity)
         let scale = 1 / inv
         var threshold = heap.threshold
         for b in blocks {

@@ -50,3 +50,33 @@ func kthLargest(_ v: SIMD8<Float>, _ k: Int) -> Float {
     return (0..<8).map { v[$0] }.sorted(by: >)[k - 1]
     #endif
 }
+
+/// The `k`-th largest (k >= 1) of the 32 lanes of `a` and `b`, counting equal lanes as many
+/// times as they occur (0 when fewer than k lanes are above 0). A loop over the lanes testing
+/// each one's count was branchy (~a quarter of the bounded fast-scan of a short list).
+@inline(__always)
+func kthLargest(_ a: SIMD16<UInt16>, _ b: SIMD16<UInt16>, _ k: Int) -> UInt16 {
+    #if arch(x86_64)
+    var x = unsafeBitCast(a, to: __m256i.self), y = unsafeBitCast(b, to: __m256i.self)
+    var left = k
+    while true {
+        // The largest: the smallest of the complements, through phminposuw.
+        let m = unsafeBitCast(_mm256_max_epu16(x, y), to: SIMD16<UInt16>.self)
+        let half = _mm_max_epu16(unsafeBitCast(m.lowHalf, to: __m128i.self), unsafeBitCast(m.highHalf, to: __m128i.self))
+        let least = _mm_minpos_epu16(_mm_xor_si128(half, _mm_set1_epi16(-1)))
+        let top = ~UInt16(truncatingIfNeeded: _mm_cvtsi128_si32(least))
+        if top == 0 { return 0 }
+        let t = _mm256_set1_epi16(Int16(bitPattern: top))
+        let ex = _mm256_cmpeq_epi16(x, t), ey = _mm256_cmpeq_epi16(y, t)
+        let held = (Int(UInt32(bitPattern: _mm256_movemask_epi8(ex)).nonzeroBitCount)
+                    + Int(UInt32(bitPattern: _mm256_movemask_epi8(ey)).nonzeroBitCount)) / 2
+        if held >= left { return top }
+        left -= held
+        x = _mm256_andnot_si256(ex, x)
+        y = _mm256_andnot_si256(ey, y)
+    }
+    #else
+    let all = (0..<16).map { a[$0] } + (0..<16).map { b[$0] }
+    return all.sorted(by: >)[k - 1]
+    #endif
+}

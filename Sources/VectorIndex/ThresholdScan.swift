@@ -102,7 +102,7 @@ public enum ThresholdScan {
     /// the k-th largest of the 32 lanes' maxima (lane r: the positions i with i % 32 == r; each
     /// maximum is another position's value), or -infinity when fewer than k values.
     /// A top-k selection then looks only at the values at or above it; over ~150 values the
-    /// eight lanes of the dot-product kernel left ~4x k of them, 32 lanes leave ~k + 3.
+    /// eight lanes of the dot-product kernel left ~2.5x k of them, 32 lanes leave ~k + 1.
     public static func laneBar(_ values: UnsafePointer<Float>, count: Int, k: Int) -> Float {
         precondition(k >= 1 && k <= 32, "ThresholdScan.laneBar: k \(k), 1...32")
         var i = 0

@@ -154,3 +154,20 @@ struct Int8RowsTests {
         }
     }
 }
+
+@Suite("Lane bars")
+struct LaneBarTests {
+    @Test("kthLargest of eight floats and of 32 16-bit sums counts equal lanes as often as they occur, for every k, with many ties")
+    func kthLargestMatchesSorting() {
+        var rng = SplitMix64(seed: 23)
+        for _ in 0..<2000 {
+            let f = SIMD8<Float>((0..<8).map { _ in Float(Int(rng.next() % 6) - 2) })
+            let sortedF = (0..<8).map { f[$0] }.sorted(by: >)
+            for k in 1...8 { #expect(kthLargest(f, k) == sortedF[k - 1], "\(f) k \(k)") }
+            let a = SIMD16<UInt16>((0..<16).map { _ in UInt16(rng.next() % 5) * 1000 })
+            let b = SIMD16<UInt16>((0..<16).map { _ in UInt16(rng.next() % 5) * 1000 })
+            let sortedU = ((0..<16).map { a[$0] } + (0..<16).map { b[$0] }).sorted(by: >)
+            for k in [1, 2, 5, 8, 16, 31, 32] { #expect(kthLargest(a, b, k) == sortedU[k - 1], "k \(k)") }
+        }
+    }
+}
