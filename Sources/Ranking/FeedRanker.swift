@@ -169,9 +169,15 @@ public final class FeedRanker {
                     }
                 }
             }
-            for cat in 0..<c {
-                Self.split(index: s.indexGroups[cat], fresh: s.freshGroups[cat], firstIndex: firstIndex, firstFresh: firstFresh,
-                           now: &s.firstGroups, later: &s.laterGroups)
+            // (Through buffer pointers: array slices retained and released the groups' storage.)
+            s.indexGroups.rows.withUnsafeBufferPointer { ir in
+                s.freshGroups.rows.withUnsafeBufferPointer { fr in
+                    for cat in 0..<c {
+                        Self.split(index: UnsafeBufferPointer(rebasing: ir[s.indexGroups.range(cat)]),
+                                   fresh: UnsafeBufferPointer(rebasing: fr[s.freshGroups.range(cat)]),
+                                   firstIndex: firstIndex, firstFresh: firstFresh, now: &s.firstGroups, later: &s.laterGroups)
+                    }
+                }
             }
             // Every category's first-round rows are touched in one pass (~8-12 rows a category
             // alone leave too few misses in flight), then scored.

@@ -225,7 +225,14 @@ public final class IVFPQSearcher {
                 while i < n { let l = Int(candidates[i]); sc[i] = coarse[l] - h[l]; i += 1 }
                 // The want-th largest of the eight maxima.
                 let bar = kthLargest(mx, want)
-                for i in 0..<n where sc[i] >= bar { probeHeap.push(sc[i], Int64(candidates[i])) }
+                // The few at or above it, eight compares at a time (a scalar compare and branch
+                // per list was a third of this function).
+                let floor = bar.nextDown
+                var at = ThresholdScan.firstAbove(sc, from: 0, to: n, threshold: floor)
+                while at < n {
+                    probeHeap.push(sc[at], Int64(candidates[at]))
+                    at = ThresholdScan.firstAbove(sc, from: at + 1, to: n, threshold: floor)
+                }
                 return
             }
             // All lists: 8 at a time, touching the heap only when a lane beats its threshold.
