@@ -31,14 +31,9 @@ func kthLargest(_ v: SIMD8<Float>, _ k: Int) -> Float {
     #if arch(x86_64)
     var m = unsafeBitCast(v, to: __m256.self)
     let none = _mm256_set1_ps(-.infinity)
-    let swap128 = _mm256_setr_epi32(4, 5, 6, 7, 0, 1, 2, 3)
-    let swap64 = _mm256_setr_epi32(2, 3, 0, 1, 6, 7, 4, 5)
-    let swap32 = _mm256_setr_epi32(1, 0, 3, 2, 5, 4, 7, 6)
     var left = k
     while true {
-        var t = _mm256_max_ps(m, _mm256_permutevar8x32_ps(m, swap128))
-        t = _mm256_max_ps(t, _mm256_permutevar8x32_ps(t, swap64))
-        t = _mm256_max_ps(t, _mm256_permutevar8x32_ps(t, swap32))
+        let t = broadcastMax(m)
         let top = unsafeBitCast(t, to: SIMD8<Float>.self)[0]
         let eq = _mm256_cmpeq_epi32(_mm256_castps_si256(m), _mm256_castps_si256(t))
         let held = Int(_mm256_movemask_ps(_mm256_castsi256_ps(eq)).nonzeroBitCount)
@@ -80,3 +75,13 @@ func kthLargest(_ a: SIMD16<UInt16>, _ b: SIMD16<UInt16>, _ k: Int) -> UInt16 {
     return all.sorted(by: >)[k - 1]
     #endif
 }
+
+#if arch(x86_64)
+/// The largest of the eight lanes of `v`, in every lane (three exchanges and maxima).
+@inline(__always)
+func broadcastMax(_ v: __m256) -> __m256 {
+    var t = _mm256_max_ps(v, _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(4, 5, 6, 7, 0, 1, 2, 3)))
+    t = _mm256_max_ps(t, _mm256_permutevar8x32_ps(t, _mm256_setr_epi32(2, 3, 0, 1, 6, 7, 4, 5)))
+    return _mm256_max_ps(t, _mm256_permutevar8x32_ps(t, _mm256_setr_epi32(1, 0, 3, 2, 5, 4, 7, 6)))
+}
+#endif

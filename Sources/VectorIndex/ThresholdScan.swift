@@ -129,15 +129,9 @@ public enum ThresholdScan {
         }
         // The largest lane maximum, as often as lanes hold it, until k are counted.
         let none = _mm256_set1_ps(-.infinity)
-        let swap128 = _mm256_setr_epi32(4, 5, 6, 7, 0, 1, 2, 3)
-        let swap64 = _mm256_setr_epi32(2, 3, 0, 1, 6, 7, 4, 5)
-        let swap32 = _mm256_setr_epi32(1, 0, 3, 2, 5, 4, 7, 6)
         var left = k
         while true {
-            var t = _mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3))
-            t = _mm256_max_ps(t, _mm256_permutevar8x32_ps(t, swap128))
-            t = _mm256_max_ps(t, _mm256_permutevar8x32_ps(t, swap64))
-            t = _mm256_max_ps(t, _mm256_permutevar8x32_ps(t, swap32))
+            let t = broadcastMax(_mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3)))
             let top = unsafeBitCast(t, to: SIMD8<Float>.self)[0]
             if top == -.infinity { return top }
             let ti = _mm256_castps_si256(t)
