@@ -29,6 +29,21 @@ public final class HugePageMemory: @unchecked Sendable {
         return true
     }
 
+    /// Asks the kernel to back the whole 2 MiB pages inside `byteCount` bytes at `start` with
+    /// transparent huge pages when they are first touched: for a large heap array the caller
+    /// fills right after (the item table read at random by every exact score). Nothing when the
+    /// array is smaller than `minimumBytes` or `FEEDRANK_HUGE_PAGES=0`.
+    public static func adviseHuge(_ start: UnsafeMutableRawPointer, byteCount: Int) {
+        guard shouldCopy(byteCount: byteCount) else { return }
+        let huge = 2 << 20
+        let from = (Int(bitPattern: start) + huge - 1) / huge * huge
+        let to = (Int(bitPattern: start) + byteCount) / huge * huge
+        guard to > from, let p = UnsafeMutableRawPointer(bitPattern: from) else { return }
+        #if canImport(Glibc)
+        _ = madvise(p, to - from, MADV_HUGEPAGE)
+        #endif
+    }
+
     /// A copy of `source` at a 2 MiB-aligned address; nil when the memory cannot be had (the
     /// caller keeps its mapping then).
     public init?(copying source: UnsafeRawBufferPointer) {
