@@ -36,7 +36,8 @@ public final class FeedRanker {
         var pools: [CategoryCandidates] = []
         var expansions: [Int] = [], allIndexed: [Bool] = [], laterTaken: [Bool] = []
         /// The last ranking's fresh-window edges per fresh source (categories, then the
-        /// promoted source; lower and upper edge): hints for the next ranking's searches.
+        /// promoted source; lower and upper edge; -1 before the first): hints for the next
+        /// ranking's searches.
         var windowHints: [Int] = []
     }
 
@@ -47,6 +48,7 @@ public final class FeedRanker {
         self.u = [Float](repeating: 0, count: catalog.bundle.embeddingDimension)
         self.query = Int8Query(dimension: catalog.projection?.kept ?? catalog.bundle.embeddingDimension)
         self.projected = [Float](repeating: 0, count: 1 + (catalog.projection?.kept ?? 0))
+        self.scratch.windowHints = [Int](repeating: -1, count: 2 * (catalog.freshSource.count + 1))
     }
 
     public func rank(_ input: RankingInput) -> RankingOutput {
@@ -342,10 +344,9 @@ public final class FeedRanker {
     }
 
     /// The entries of `src` fresh at `at` (published in (at - windowMs, at]), found from the
-    /// hints in `hints[2 · slot ...]`, which are updated.
+    /// hints in `hints[2 · slot ...]` (`Scratch.windowHints`), which are updated.
     @inline(__always)
     private static func window(_ src: FreshSlice, at: Int64, windowMs: Int64, hints: inout [Int], slot: Int) -> (Int, Int) {
-        if hints.count < 2 * slot + 2 { hints.append(contentsOf: repeatElement(-1, count: 2 * slot + 2 - hints.count)) }
         let lo = src.firstAfter(at - windowMs, hint: hints[2 * slot]), hi = src.firstAfter(at, hint: hints[2 * slot + 1])
         hints[2 * slot] = lo
         hints[2 * slot + 1] = hi

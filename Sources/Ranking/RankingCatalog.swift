@@ -138,9 +138,6 @@ final class FreshSlice: Sendable {
 
     var count: Int { rows.count }
 
-    /// The index of the first entry published after `t`. Branch-free halving (a compare and a
-    /// conditional move per step): the branchy search mispredicted about every other step, 40
-    /// searches a ranking.
     /// `firstAfter(t)`, checking `hint` (the answer for a nearby t, e.g. the last ranking's;
     /// -1 for none) first: two loads instead of ~12 dependent ones when it is still right, as
     /// it is for most requests (the window's edges move only when an item crosses them).
@@ -152,6 +149,9 @@ final class FreshSlice: Sendable {
         return valid ? hint : firstAfter(t)
     }
 
+    /// The index of the first entry published after `t`. Branch-free halving (a compare and a
+    /// conditional move per step): the branchy search mispredicted about every other step, 40
+    /// searches a ranking.
     func firstAfter(_ t: Int64) -> Int {
         published.withUnsafeBufferPointer { p in
             var base = 0, n = p.count

@@ -301,8 +301,8 @@ public final class IVFPQSearcher {
         return np
     }
 
-    @inline(__always)
     /// `handles` (4-bit codes, no predicate): see `scanFastScan`.
+    @inline(__always)
     func scan(_ list: InvertedLists.List, range: Range<Int>, base: Float, heap: inout TopKHeap,
               predicate: ((Int64) -> Bool)?, handles: Int64? = nil) {
         statistics.listsScanned += 1
