@@ -67,6 +67,31 @@ public final class HugePageMemory: @unchecked Sendable {
         bytes = UnsafeRawBufferPointer(start: aligned, count: source.count)
     }
 
+    /// `byteCount` zeroed bytes at a 2 MiB-aligned address, to be filled once by the caller
+    /// (`mutableBase`) and then read at random: a large table built at load time. nil when the
+    /// memory cannot be had.
+    public init?(zeroedByteCount byteCount: Int) {
+        let huge = 2 << 20
+        let length = max(huge, (byteCount + huge - 1) / huge * huge)
+        let total = length + huge
+        #if canImport(Glibc)
+        let p = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        #else
+        let p = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON, -1, 0)
+        #endif
+        guard let p, p != MAP_FAILED else { return nil }
+        let aligned = UnsafeMutableRawPointer(bitPattern: (Int(bitPattern: p) + huge - 1) / huge * huge)!
+        #if canImport(Glibc)
+        _ = madvise(aligned, length, MADV_HUGEPAGE)
+        #endif
+        mapping = p
+        mappingLength = total
+        bytes = UnsafeRawBufferPointer(start: aligned, count: byteCount)
+    }
+
+    /// The memory for filling (only before it is shared: readers take `bytes`).
+    public var mutableBase: UnsafeMutableRawPointer { UnsafeMutableRawPointer(mutating: bytes.baseAddress!) }
+
     /// For a file's read-only mapping of `count` bytes: when the file is worth it
     /// (`shouldCopy`), its copy, with the mapping unmapped; nil leaves the mapping to the caller.
     public static func replacing(mapping: UnsafeMutableRawPointer, count: Int) -> HugePageMemory? {

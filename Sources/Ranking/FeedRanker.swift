@@ -188,7 +188,7 @@ public final class FeedRanker {
                 pass.score(rows: s.firstGroups[cat], promoted: false, touched: true, into: &pools[cat].items)
                 Candidate.sortRanked(&pools[cat].items)
                 // Every organic item of the category was a candidate: nothing else can exist.
-                s.allIndexed[cat] = s.indexGroups.range(cat).count >= catalog.indexedRows(category: cat).count
+                s.allIndexed[cat] = s.indexGroups.range(cat).count >= catalog.indexedCount(category: cat)
                 pools[cat].complete = s.laterGroups.range(cat).isEmpty && s.allIndexed[cat]
             }
             lap(\.rescore)
@@ -226,7 +226,7 @@ public final class FeedRanker {
                 s.expansions[cat] += 1
                 // With the index, the category's items that can appear at all are the indexed
                 // ones (at or above the quality floor); exact retrieval scores every item.
-                let size = useIndex ? catalog.indexedRows(category: cat).count : catalog.organicRows[cat].count
+                let size = useIndex ? catalog.indexedCount(category: cat) : catalog.organicRows[cat].count
                 let settings = catalog.retrieval
                 let k = settings.candidatesPerCategory << min(s.expansions[cat], 20)
                 let exhaustive = s.expansions[cat] > settings.maxExpansions || k >= size || !useIndex

@@ -96,15 +96,12 @@ extension FreshSlice {
         let p = dots + (range.lowerBound - dotsBase)
         let n = range.count
         let checkImpressions = !impressed.isEmpty
-        rows.withUnsafeBufferPointer { rows in
-            ids.withUnsafeBufferPointer { ids in
-                var i = ThresholdScan.firstAbove(p, from: 0, to: n, threshold: best.threshold)
-                while i < n {
-                    let entry = range.lowerBound + i
-                    if !(checkImpressions && impressed.contains(ids[entry])) { best.insert(p[i], rows[entry]) }
-                    i = ThresholdScan.firstAbove(p, from: i + 1, to: n, threshold: best.threshold)
-                }
-            }
+        let rows = self.rows, ids = self.ids
+        var i = ThresholdScan.firstAbove(p, from: 0, to: n, threshold: best.threshold)
+        while i < n {
+            let entry = range.lowerBound + i
+            if !(checkImpressions && impressed.contains(ids[entry])) { best.insert(p[i], rows[entry]) }
+            i = ThresholdScan.firstAbove(p, from: i + 1, to: n, threshold: best.threshold)
         }
     }
 
@@ -133,32 +130,29 @@ extension FreshSlice {
         let shift = second.lowerBound - n1
         @inline(__always) func entry(_ position: Int) -> Int { position < n1 ? first.lowerBound + position : shift + position }
         let checkImpressions = !impressed.isEmpty
-        return rows.withUnsafeBufferPointer { rows in
-            ids.withUnsafeBufferPointer { ids in
-                withUnsafeTemporaryAllocation(of: Int32.self, capacity: Self.gatherLimit) { at -> Bool in
-                    guard let m = ThresholdScan.positions(p, count: n, above: bar.nextDown, into: at.baseAddress!, limit: Self.gatherLimit) else {
-                        return true
-                    }
-                    var touch: Int64 = 0
-                    for j in 0..<m { touch &+= Int64(rows[entry(Int(at[j]))]) }
-                    if checkImpressions {
-                        for j in 0..<m where impressed.contains(ids[entry(Int(at[j]))]) { return true }
-                    }
-                    // (A test the loads' sum cannot fail in practice keeps them from being
-                    // optimised away.)
-                    if touch == .min { return true }
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.gatherLimit) { g in
-                        withUnsafeTemporaryAllocation(of: Int32.self, capacity: Self.gatherLimit) { ranks in
-                            for j in 0..<m { g[j] = p[Int(at[j])] }
-                            var j = m
-                            while j & 7 != 0 { g[j] = -.infinity; j += 1 }
-                            ThresholdScan.ranks(g.baseAddress!, count: m, into: ranks.baseAddress!, padded: true)
-                            best.place(m, rank: { Int(ranks[$0]) }, dot: { g[$0] }, row: { rows[entry(Int(at[$0]))] })
-                        }
-                    }
-                    return false
+        let rows = self.rows, ids = self.ids
+        return withUnsafeTemporaryAllocation(of: Int32.self, capacity: Self.gatherLimit) { at -> Bool in
+            guard let m = ThresholdScan.positions(p, count: n, above: bar.nextDown, into: at.baseAddress!, limit: Self.gatherLimit) else {
+                return true
+            }
+            var touch: Int64 = 0
+            for j in 0..<m { touch &+= Int64(rows[entry(Int(at[j]))]) }
+            if checkImpressions {
+                for j in 0..<m where impressed.contains(ids[entry(Int(at[j]))]) { return true }
+            }
+            // (A test the loads' sum cannot fail in practice keeps them from being
+            // optimised away.)
+            if touch == .min { return true }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.gatherLimit) { g in
+                withUnsafeTemporaryAllocation(of: Int32.self, capacity: Self.gatherLimit) { ranks in
+                    for j in 0..<m { g[j] = p[Int(at[j])] }
+                    var j = m
+                    while j & 7 != 0 { g[j] = -.infinity; j += 1 }
+                    ThresholdScan.ranks(g.baseAddress!, count: m, into: ranks.baseAddress!, padded: true)
+                    best.place(m, rank: { Int(ranks[$0]) }, dot: { g[$0] }, row: { rows[entry(Int(at[$0]))] })
                 }
             }
+            return false
         }
     }
 }
@@ -205,14 +199,11 @@ extension FreshSlice {
     /// `offerApproximate` for one range, offering as the int8 scan goes.
     private func offerScanning(_ range: Range<Int>, query: Int8Query, impressed: IdCounts, to best: inout TopRows) {
         let checkImpressions = !impressed.isEmpty
-        rows.withUnsafeBufferPointer { rows in
-            ids.withUnsafeBufferPointer { ids in
-                embeddings.forEachAbove(query, rows: range, threshold: best.threshold) { entry, dot in
-                    if checkImpressions && impressed.contains(ids[entry]) { return best.threshold }
-                    best.insert(dot, rows[entry])
-                    return best.threshold
-                }
-            }
+        let rows = self.rows, ids = self.ids
+        embeddings.forEachAbove(query, rows: range, threshold: best.threshold) { entry, dot in
+            if checkImpressions && impressed.contains(ids[entry]) { return best.threshold }
+            best.insert(dot, rows[entry])
+            return best.threshold
         }
     }
 }

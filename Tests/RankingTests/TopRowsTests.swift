@@ -1,3 +1,4 @@
+import LinearAlgebra
 @testable import Ranking
 import TestSupport
 import Testing
@@ -110,6 +111,32 @@ struct TopRowsTests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    @Test("slices sharing one column block each hold their own rows by published_at with those items' times and ids, also when the block is on huge pages")
+    func slicesShareOneColumnBlock() throws {
+        var spec = SyntheticBundle()
+        spec.items = 400
+        spec.dimension = 8
+        let (bundle, dir) = try spec.load()
+        defer { withExtendedLifetime(dir) {} }
+        var rng = SeededRandom(seed: 17)
+        // Disjoint random subsets, one empty; then one block past the huge-page threshold.
+        let all = (0..<Int32(400)).shuffled(using: &rng)
+        let parts = [Array(all[0..<150]), [], Array(all[150..<151]), Array(all[151..<400])]
+        for padding in [0, HugePageMemory.minimumBytes / 20] {
+            let columns = SliceColumns(counts: parts.map(\.count) + [padding])
+            let slices = parts.enumerated().map { FreshSlice(bundle: bundle, rows: $1, columns: columns, slot: $0) }
+            for (slice, part) in zip(slices, parts) {
+                let expected = part.sorted { a, b in
+                    let pa = bundle.items[Int(a)].publishedAt, pb = bundle.items[Int(b)].publishedAt
+                    return pa != pb ? pa < pb : a < b
+                }
+                #expect(Array(slice.rows) == expected)
+                #expect(Array(slice.published) == expected.map { bundle.items[Int($0)].publishedAt })
+                #expect(Array(slice.ids) == expected.map { bundle.items[Int($0)].id })
             }
         }
     }
