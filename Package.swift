@@ -47,7 +47,7 @@ let package = Package(
         // -target-cpu haswell (AVX2/FMA): the 4-bit fast-scan kernel needs SSSE3's pshufb, which
         // baseline x86-64 lacks; without it the scan falls back to scalar code (~20x slower).
         // The binary therefore needs an AVX2 host.
-        .target(name: "VectorIndex", dependencies: ["LinearAlgebra"],
+        .target(name: "VectorIndex", dependencies: ["LinearAlgebra", "CPrefetch"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
                                 .unsafeFlags(["-target-cpu", "haswell"])]),
         .target(name: "RankingModel", dependencies: ["LinearAlgebra"]),

@@ -1,3 +1,4 @@
+import CPrefetch
 import LinearAlgebra
 
 /// Counters of the work done by a searcher since its creation (or `resetStatistics()`).
@@ -118,10 +119,16 @@ public final class IVFPQSearcher {
                 labelResultCounts.append(contentsOf: repeatElement(0, count: labels.count - labelResultCounts.count))
             }
             for i in 0..<labels.count { labelResultCounts[i] = 0 }
+            // Every label scanned first, the kept entries' ids read after all of them: each is a
+            // cache miss, and a label's few misses alone overlapped only with each other (the
+            // next label's scan is too long for the reorder window to reach them).
             for (li, label) in labels.enumerated() {
                 heaps[li].reset(capacity: depth)
                 guard depth > 0 else { continue }
-                scanLabel(label, parameters: parameters, heap: &heaps[li], predicate: nil)
+                scanLabel(label, parameters: parameters, heap: &heaps[li], predicate: nil, resolveIds: false)
+            }
+            for li in 0..<labels.count where depth > 0 {
+                if fastScan { resolveHandles(&heaps[li]) }
                 labelResultCounts[li] = finish(heap: heaps[li], query: query, k: kk, refine: refine,
                                                into: results + li * kk, scratch: results + labels.count * kk)
             }
@@ -260,7 +267,10 @@ public final class IVFPQSearcher {
         }
     }
 
-    func scanLabel(_ label: UInt16, parameters: SearchParameters, heap: inout TopKHeap, predicate: ((Int64) -> Bool)?) {
+    /// With `resolveIds` false (4-bit codes, no predicate) the heap keeps (list, position)
+    /// handles, their ids prefetched: the caller reads them with `resolveHandles`.
+    func scanLabel(_ label: UInt16, parameters: SearchParameters, heap: inout TopKHeap, predicate: ((Int64) -> Bool)?,
+                   resolveIds: Bool = true) {
         let lists = index.lists
         guard Int(label) < lists.listsByLabel.count else { return }
         let selected = lists.listsByLabel[Int(label)].withUnsafeBufferPointer { selectProbes(parameters.nprobe, candidates: $0) }
@@ -276,10 +286,23 @@ public final class IVFPQSearcher {
                  handles: deferIds ? Int64(l) << 32 : nil)
         }
         if deferIds {
-            for i in 0..<heap.count {
-                let h = heap.ids[i]
-                heap.ids[i] = lists.lists[Int(h >> 32)].ids![Int(h & 0xFFFF_FFFF)]
+            if resolveIds {
+                resolveHandles(&heap)
+            } else {
+                for i in 0..<heap.count {
+                    let h = heap.ids[i]
+                    feedrank_prefetch(lists.lists[Int(h >> 32)].ids! + Int(h & 0xFFFF_FFFF))
+                }
             }
+        }
+    }
+
+    /// The ids of a heap's (list, position) handles (`scanLabel`'s deferred ids).
+    func resolveHandles(_ heap: inout TopKHeap) {
+        let lists = index.lists
+        for i in 0..<heap.count {
+            let h = heap.ids[i]
+            heap.ids[i] = lists.lists[Int(h >> 32)].ids![Int(h & 0xFFFF_FFFF)]
         }
     }
 
