@@ -46,25 +46,10 @@ public final class HugePageMemory: @unchecked Sendable {
 
     /// A copy of `source` at a 2 MiB-aligned address; nil when the memory cannot be had (the
     /// caller keeps its mapping then).
-    public init?(copying source: UnsafeRawBufferPointer) {
-        let huge = 2 << 20
-        let length = (source.count + huge - 1) / huge * huge
-        // One extra huge page so the copy can start on a 2 MiB boundary.
-        let total = length + huge
-        #if canImport(Glibc)
-        let p = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-        #else
-        let p = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON, -1, 0)
-        #endif
-        guard let p, p != MAP_FAILED, let base = source.baseAddress else { return nil }
-        let aligned = UnsafeMutableRawPointer(bitPattern: (Int(bitPattern: p) + huge - 1) / huge * huge)!
-        #if canImport(Glibc)
-        _ = madvise(aligned, length, MADV_HUGEPAGE)
-        #endif
-        aligned.copyMemory(from: base, byteCount: source.count)
-        mapping = p
-        mappingLength = total
-        bytes = UnsafeRawBufferPointer(start: aligned, count: source.count)
+    public convenience init?(copying source: UnsafeRawBufferPointer) {
+        guard let base = source.baseAddress else { return nil }
+        self.init(zeroedByteCount: source.count)
+        mutableBase.copyMemory(from: base, byteCount: source.count)
     }
 
     /// `byteCount` zeroed bytes at a 2 MiB-aligned address, to be filled once by the caller
@@ -73,6 +58,7 @@ public final class HugePageMemory: @unchecked Sendable {
     public init?(zeroedByteCount byteCount: Int) {
         let huge = 2 << 20
         let length = max(huge, (byteCount + huge - 1) / huge * huge)
+        // One extra huge page so the memory can start on a 2 MiB boundary.
         let total = length + huge
         #if canImport(Glibc)
         let p = mmap(nil, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)

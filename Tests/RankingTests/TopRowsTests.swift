@@ -1,4 +1,5 @@
 import LinearAlgebra
+import RankingModel
 @testable import Ranking
 import TestSupport
 import Testing
@@ -6,6 +7,14 @@ import VectorIndex
 
 @Suite("Top-k selection of the fresh and promoted sources")
 struct TopRowsTests {
+    /// A synthetic bundle of `items` items (keep the directory alive while it is used).
+    static func bundle(items: Int, dimension: Int) throws -> (ModelBundle, ScratchDirectory) {
+        var spec = SyntheticBundle()
+        spec.items = items
+        spec.dimension = dimension
+        return try spec.load()
+    }
+
     @Test("TopRows keeps the k best offers by descending dot, the earlier of equal dots first (a stable sort cut after k), for k 1..20 and 0..300 offers with many ties")
     func topRowsEqualsStableSort() {
         var rng = SeededRandom(seed: 5)
@@ -117,10 +126,7 @@ struct TopRowsTests {
 
     @Test("slices sharing one column block each hold their own rows by published_at with those items' times and ids, also when the block is on huge pages")
     func slicesShareOneColumnBlock() throws {
-        var spec = SyntheticBundle()
-        spec.items = 400
-        spec.dimension = 8
-        let (bundle, dir) = try spec.load()
+        let (bundle, dir) = try Self.bundle(items: 400, dimension: 8)
         defer { withExtendedLifetime(dir) {} }
         var rng = SeededRandom(seed: 17)
         // Disjoint random subsets, one empty; then one block past the huge-page threshold.
@@ -143,10 +149,7 @@ struct TopRowsTests {
 
     @Test("the fresh window's search finds the first entry published after t for every t around each published time, at any length")
     func firstPublishedAfter() throws {
-        var spec = SyntheticBundle()
-        spec.items = 300
-        spec.dimension = 8
-        let (bundle, dir) = try spec.load()
+        let (bundle, dir) = try Self.bundle(items: 300, dimension: 8)
         defer { withExtendedLifetime(dir) {} }
         for n in [0, 1, 2, 3, 7, 8, 64, 300] {
             let slice = FreshSlice(bundle: bundle, rows: (0..<Int32(n)).map { $0 })
@@ -184,17 +187,14 @@ struct TopRowsTests {
 
     @Test("the fresh and promoted sources' selection from a lane bar keeps exactly the rows offering every dot in order keeps, over one range or two, with and without recently shown rows among the best")
     func laneBarSelectionEqualsFullOffer() throws {
-        var spec = SyntheticBundle()
-        spec.items = 700
-        spec.dimension = 16
-        let (bundle, dir) = try spec.load()
+        let (bundle, dir) = try Self.bundle(items: 700, dimension: 16)
         defer { withExtendedLifetime(dir) {} }
         let slice = FreshSlice(bundle: bundle, rows: (0..<Int32(bundle.itemCount)).map { $0 })
         var rng = SeededRandom(seed: 21)
         var filtered = 0
         for trial in 0..<120 {
-            let u = (0..<spec.dimension).map { _ in Float(rng.gaussian()) }
-            let query = u.withUnsafeBufferPointer { Int8Query($0.baseAddress!, dimension: spec.dimension) }
+            let u = (0..<bundle.embeddingDimension).map { _ in Float(rng.gaussian()) }
+            let query = u.withUnsafeBufferPointer { Int8Query($0.baseAddress!, dimension: bundle.embeddingDimension) }
             let lo = Int(rng.next() % 200), hi = lo + 64 + Int(rng.next() % 400)
             let k = 1 + Int(rng.next() % 16)
             var all = [Float](repeating: 0, count: slice.count)
