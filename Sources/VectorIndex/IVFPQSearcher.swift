@@ -289,10 +289,7 @@ public final class IVFPQSearcher {
             if resolveIds {
                 resolveHandles(&heap)
             } else {
-                for i in 0..<heap.count {
-                    let h = heap.ids[i]
-                    feedrank_prefetch(lists.lists[Int(h >> 32)].ids! + Int(h & 0xFFFF_FFFF))
-                }
+                for i in 0..<heap.count { feedrank_prefetch(Self.id(ofHandle: heap.ids[i], in: lists)) }
             }
         }
     }
@@ -300,10 +297,13 @@ public final class IVFPQSearcher {
     /// The ids of a heap's (list, position) handles (`scanLabel`'s deferred ids).
     func resolveHandles(_ heap: inout TopKHeap) {
         let lists = index.lists
-        for i in 0..<heap.count {
-            let h = heap.ids[i]
-            heap.ids[i] = lists.lists[Int(h >> 32)].ids![Int(h & 0xFFFF_FFFF)]
-        }
+        for i in 0..<heap.count { heap.ids[i] = Self.id(ofHandle: heap.ids[i], in: lists).pointee }
+    }
+
+    /// Where the id of a (list << 32 | position) handle is stored.
+    @inline(__always)
+    static func id(ofHandle h: Int64, in lists: InvertedLists) -> UnsafePointer<Int64> {
+        lists.lists[Int(h >> 32)].ids! + Int(h & 0xFFFF_FFFF)
     }
 
     /// How many of the `np` probes just selected for `label` (best first, in `probes`) a search
