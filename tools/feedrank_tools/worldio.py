@@ -94,7 +94,8 @@ def load_states_cached(events_path: str, bundle: Bundle, cache: Optional[str], u
                        until: Optional[int] = None, log=None) -> dict:
     """load_states, kept in `cache` (JSON lines: a header naming the events file, its size and
     mtime, the model_version, `until` and the users; then one state JSON per line). A cache
-    whose header does not match is rebuilt."""
+    whose header does not match is rebuilt; one made for more users (or all) than asked for is
+    used as is, keeping only the users asked for, so a smaller sample does not overwrite it."""
     if not cache:
         return load_states(events_path, bundle, user_ids, until, log)
     st = os.stat(events_path)
@@ -105,14 +106,18 @@ def load_states_cached(events_path: str, bundle: Bundle, cache: Optional[str], u
         with open(cache, "rb") as f:
             first = f.readline()
             try:
-                same = json.loads(first) == header
+                held = json.loads(first)
             except json.JSONDecodeError:
-                same = False
-            if same:
+                held = None
+            usable = (isinstance(held, dict)
+                      and {k: v for k, v in held.items() if k != "users"} == {k: v for k, v in header.items() if k != "users"}
+                      and (held.get("users") is None or (user_ids is not None and set(user_ids) <= set(held["users"]))))
+            if usable:
                 states = {}
                 for lineno, line in enumerate(f, 2):
                     s = UserState.from_json(line, bundle.manifest)
-                    states[s.user_id] = s
+                    if user_ids is None or s.user_id in user_ids:
+                        states[s.user_id] = s
                 if log:
                     log(f"{cache}: {len(states)} states")
                 return states

@@ -44,3 +44,21 @@ def test_the_states_cache_gives_the_same_states_and_is_rebuilt_when_the_events_c
     assert {u: s.to_json() for u, s in again.items()} == {u: s.to_json() for u, s in first.items()}
     write_events(p, rows()[:3])  # fewer events: a stale cache must not be used
     assert all(s.t_last <= T0 + 2000 for s in load_states_cached(str(p), bundle, str(cache)).values())
+
+
+def test_a_cache_made_for_more_users_serves_a_subset_without_being_rewritten(tmp_path, bundle):
+    p = tmp_path / "events.jsonl"
+    cache = tmp_path / "states.jsonl"
+    write_events(p, rows())
+    load_states_cached(str(p), bundle, str(cache), user_ids={1, 2, 3})
+    before = cache.read_bytes()
+    subset = load_states_cached(str(p), bundle, str(cache), user_ids={1, 3})
+    assert cache.read_bytes() == before
+    direct = load_states(str(p), bundle, user_ids={1, 3})
+    assert {u: s.to_json() for u, s in subset.items()} == {u: s.to_json() for u, s in direct.items()}
+    # More users than a cache holds: rebuilt for them.
+    small = tmp_path / "small.jsonl"
+    load_states_cached(str(p), bundle, str(small), user_ids={1})
+    assert json.loads(small.read_text().splitlines()[0])["users"] == [1]
+    assert sorted(load_states_cached(str(p), bundle, str(small), user_ids={1, 2})) == [1, 2]
+    assert json.loads(small.read_text().splitlines()[0])["users"] == [1, 2]
