@@ -109,10 +109,13 @@ def load_states_cached(events_path: str, bundle: Bundle, cache: Optional[str], u
                 held = json.loads(first)
             except json.JSONDecodeError:
                 held = None
-            usable = (isinstance(held, dict)
-                      and {k: v for k, v in held.items() if k != "users"} == {k: v for k, v in header.items() if k != "users"}
-                      and (held.get("users") is None or (user_ids is not None and set(user_ids) <= set(held["users"]))))
-            if usable:
+            if not isinstance(held, dict):
+                held = {"users": []}
+            source = {k: v for k, v in header.items() if k != "users"}
+            same_source = {k: v for k, v in held.items() if k != "users"} == source
+            cached = held.get("users", [])
+            covers = cached is None or (user_ids is not None and set(user_ids) <= set(cached))
+            if same_source and covers:
                 states = {}
                 for lineno, line in enumerate(f, 2):
                     s = UserState.from_json(line, bundle.manifest)
