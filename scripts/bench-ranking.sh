@@ -20,9 +20,10 @@ WORLD_NOW=1795700000000
 for w in "${worlds[@]}"; do
   world="$FEEDRANK_ROOT/data/world-$w"
   [ -f "$world/bundle/manifest.json" ] || die "$world missing: run scripts/make-worlds.sh $w"
-  # ".eligible": indexes since 2026-11-27 leave out items below the quality floor (older cached
-  # files hold every organic item and the catalog rejects them).
-  index="$CACHE/world-$w.eligible.ivfpq"
+  # ".ordered": indexes since 2026-11-28 have their lists ordered along the residuals' principal
+  # axis, which the ranking's scans use; an older cached ".eligible" file still works but scans
+  # whole lists, so it is not reused here.
+  index="$CACHE/world-$w.ordered.ivfpq"
   [ -f "$index" ] || { log "building the serving index of world-$w (cached in $index)"; "$BIN" index build --bundle "$world/bundle" --out "$index"; }
   log "feedrank ranking on world-$w: $USERS users, $RANKINGS timed rankings (load: $(cut -d' ' -f1-3 /proc/loadavg))"
   "$BENCH" ranking --bundle "$world/bundle" --events "$world/events.jsonl" --index "$index" --users "$USERS" \

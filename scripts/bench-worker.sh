@@ -23,7 +23,7 @@ BROKERS="127.0.0.1:$KAFKA_PORT"; OUT="$FEEDRANK_ROOT/data/bench"; CACHE="$FEEDRA
 mkdir -p "$OUT" "$CACHE" "$RUN_DIR"
 BIN="${FEEDRANK_BIN:-$FEEDRANK_ROOT/.build/release/feedrank}"
 if [ -z "${FEEDRANK_BIN:-}" ]; then swift build -c release --product feedrank >/dev/null; fi
-INDEX="$CACHE/world-$w.eligible.ivfpq"   # items below the quality floor left out (older caches are rejected)
+INDEX="$CACHE/world-$w.ordered.ivfpq"   # lists ordered along the residuals' principal axis (older caches scan whole lists)
 [ -f "$INDEX" ] || "$BIN" index build --bundle "$WORLD/bundle" --out "$INDEX" >/dev/null 2>&1 || rm -f "$INDEX"
 RUN="sw$(date +%s)"
 TOPICS=(--activity-topic "bench-$RUN-activity" --requests-topic "bench-$RUN-requests"

@@ -22,6 +22,7 @@ struct RankingBench: AsyncParsableCommand {
     @Option(help: "IVF-PQ index file (default: built from the bundle).") var index: String?
     @Option var nprobe: Int?
     @Option(help: "Probe-score margin for the lists after a category's best (inf: all --nprobe).") var probeMargin: Double?
+    @Option(help: "Axis slack of ordered indexes (inf: whole lists).") var axisSlack: Double?
     @Option(name: .customLong("candidates")) var candidates: Int?
     @Option(name: .customLong("scored-first"), help: "Index candidates per category scored exactly before the selection (default: RetrievalSettings').") var scoredFirst: Int?
     @Option(name: .customLong("fresh-scored-first"), help: "Fresh candidates per category scored exactly before the selection (default: RetrievalSettings').") var freshScoredFirst: Int?
@@ -67,6 +68,7 @@ struct RankingBench: AsyncParsableCommand {
         var retrieval = RetrievalSettings()
         if let nprobe { retrieval.nprobe = nprobe }
         if let probeMargin { retrieval.probeMargin = Float(probeMargin) }
+        if let axisSlack { retrieval.axisSlack = Float(axisSlack) }
         if let candidates { retrieval.candidatesPerCategory = candidates }
         if let freshPerCategory { retrieval.freshPerCategory = freshPerCategory }
         if let scoredFirst { retrieval.scoredFirst = scoredFirst }

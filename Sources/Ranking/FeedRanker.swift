@@ -134,7 +134,8 @@ public final class FeedRanker {
                 u.withUnsafeBufferPointer { q in
                     catalog.categoryLabels.withUnsafeBufferPointer { labels in
                         searcher.searchPerLabel(q.baseAddress!, labels: labels, k: k0,
-                                                parameters: SearchParameters(nprobe: settings.nprobe, probeMargin: settings.probeMargin))
+                                                parameters: SearchParameters(nprobe: settings.nprobe, probeMargin: settings.probeMargin,
+                                                                             axisSlack: settings.axisSlack))
                     }
                 }
                 for cat in 0..<c {

@@ -69,6 +69,9 @@ public enum RankingIndexBuilder {
                 start += rows.count
             }
         }
+        progress?("ordering", 0, 1)
+        index.orderAlongPrincipalAxis()
+        progress?("ordering", 1, 1)
         return index
     }
 }

@@ -66,10 +66,19 @@ public struct SearchParameters: Sendable, Equatable {
     /// before them. Infinity (the default): all `nprobe`.
     public var probeMargin: Float
 
-    public init(nprobe: Int = 8, refineFactor: Int = 1, probeMargin: Float = .infinity) {
+    /// For an index ordered along its residuals' principal axis (`IVFPQIndex.orderAlongPrincipalAxis`),
+    /// 4-bit, label-restricted searches without a predicate: each list is scanned from the end
+    /// that faces the query, and stops at the first block whose best possible score — the
+    /// list's coarse score + the query's axis coordinate × the block's extreme entry's + this
+    /// many standard deviations of the rest of the residual's score (from the query and the
+    /// residuals' moments) — cannot enter the heap. Infinity (the default): whole lists.
+    public var axisSlack: Float
+
+    public init(nprobe: Int = 8, refineFactor: Int = 1, probeMargin: Float = .infinity, axisSlack: Float = .infinity) {
         self.nprobe = nprobe
         self.refineFactor = refineFactor
         self.probeMargin = probeMargin
+        self.axisSlack = axisSlack
     }
 }
 

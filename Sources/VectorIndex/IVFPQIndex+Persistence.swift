@@ -7,12 +7,14 @@
 ///      16  dimension                 u32     20  nlist                    u32
 ///      24  M (sub-quantizers)        u32     28  bits per code (4 or 8)   u32
 ///      32  coarse iterations         u32     36  PQ iterations            u32
-///      40  max training pts / list   u32     44  reserved                 u32
+///      40  max training pts / list   u32     44  flags                    u32
+///          (flags bit 0: the lists are ordered along the residuals' principal axis)
 ///      48  seed                      u64     56  entries                  u64
 ///      64  file size in bytes        u64     72  checksum                 u64
 ///      80  reserved (zeros) up to 128
 ///     centroids     nlist × D float32
 ///     codebooks     M × 2^bits × D/M float32
+///     axis          D float32, then the residuals' moments D × D float32 (only with flag bit 0)
 ///     directory     nlist × {count, runCount, idsOffset, runsOffset, codesOffset} (u64 each)
 ///     per list      ids (int64 × count), label runs (8 bytes each), codes (see CodeLayout)
 ///
@@ -86,7 +88,7 @@ extension IVFPQIndex {
             w.u32(UInt32(cfg.dimension)); w.u32(UInt32(cfg.nlist))
             w.u32(UInt32(cfg.subquantizers)); w.u32(UInt32(cfg.bitsPerCode))
             w.u32(UInt32(cfg.coarseIterations)); w.u32(UInt32(cfg.pqIterations))
-            w.u32(UInt32(cfg.maxTrainingPointsPerList)); w.u32(0)
+            w.u32(UInt32(cfg.maxTrainingPointsPerList)); w.u32(axis.isEmpty ? 0 : 1)
             w.u64(cfg.seed); w.u64(UInt64(lists.totalCount))
             w.u64(0); w.u64(0)                      // file size, checksum: patched below
             w.pad(to: IndexFileFormat.headerBytes)
@@ -94,6 +96,11 @@ extension IVFPQIndex {
             w.pad(to: IndexFileFormat.align(w.bytes.count))
             w.floats(pq.codebooks)
             w.pad(to: IndexFileFormat.align(w.bytes.count))
+            if !axis.isEmpty {
+                w.floats(axis)
+                w.floats(residualMoments)
+                w.pad(to: IndexFileFormat.align(w.bytes.count))
+            }
             let directory = w.bytes.count
             w.pad(to: IndexFileFormat.align(directory + nlist * IndexFileFormat.directoryEntryBytes))
             var entries: [(UInt64, UInt64, UInt64, UInt64, UInt64)] = []
@@ -171,6 +178,20 @@ extension IVFPQIndex {
         let centroids = try floats(nlist * d, "centroids")
         let codebooks = try floats(ksub * d, "PQ codebooks")
         let pq = try ProductQuantizer(dimension: d, subquantizers: cfg.subquantizers, bits: cfg.bitsPerCode, codebooks: codebooks)
+        let flags = u32(44)
+        guard flags & ~1 == 0 else { throw corrupt("unknown header flags \(flags)") }
+        var axis: [Float] = [], moments: [Float] = []
+        if flags & 1 != 0 {
+            guard offset + (d + d * d) * 4 <= size else { throw corrupt("the principal axis runs past the end of the file") }
+            axis = [Float](unsafeUninitializedCapacity: d) { buf, c in
+                UnsafeMutableRawPointer(buf.baseAddress!).copyMemory(from: base + offset, byteCount: d * 4); c = d
+            }
+            moments = [Float](unsafeUninitializedCapacity: d * d) { buf, c in
+                UnsafeMutableRawPointer(buf.baseAddress!).copyMemory(from: base + offset + d * 4, byteCount: d * d * 4); c = d * d
+            }
+            offset = IndexFileFormat.align(offset + (d + d * d) * 4)
+            guard axis.allSatisfy(\.isFinite), moments.allSatisfy(\.isFinite) else { throw corrupt("non-finite principal axis or moments") }
+        }
         let directory = offset
         guard directory + nlist * IndexFileFormat.directoryEntryBytes <= size else { throw corrupt("list directory runs past the end of the file") }
         let layout = cfg.layout
@@ -205,6 +226,6 @@ extension IVFPQIndex {
         }
         guard total == u64(56) else { throw corrupt("lists hold \(total) entries but the header says \(u64(56))") }
         let inverted = InvertedLists(layout: layout, mappedLists: lists, backing: file)
-        return IVFPQIndex(configuration: cfg, centroids: centroids, pq: pq, lists: inverted)
+        return IVFPQIndex(configuration: cfg, centroids: centroids, pq: pq, lists: inverted, axis: axis, residualMoments: moments)
     }
 }

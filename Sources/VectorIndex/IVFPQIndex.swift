@@ -22,6 +22,17 @@ public final class IVFPQIndex: @unchecked Sendable {
     private(set) var centroidHalfNorms: [Float]
     private(set) var pq: ProductQuantizer
     private(set) var lists: InvertedLists
+    /// Set by `orderAlongPrincipalAxis` (empty otherwise; any add or remove drops it): the
+    /// residuals' leading principal axis (D floats), their second moments (D × D) and the
+    /// variance along the axis, and every entry's residual coordinate on the axis, flat in list
+    /// order (list l's from `axisOffsets[l]`), ascending within each label run.
+    private(set) var axis: [Float] = []
+    private(set) var residualMoments: [Float] = []
+    private(set) var axisVariance: Float = 0
+    private(set) var axisCoordinates: [Float] = []
+    private(set) var axisOffsets: [Int] = []
+    /// Whether the lists are ordered along `axis` (`orderAlongPrincipalAxis`).
+    public var isOrderedAlongAxis: Bool { lock.withReadLock { !axis.isEmpty } }
     public private(set) var isTrained: Bool
     let lock = ReadWriteLock()
 
@@ -37,13 +48,121 @@ public final class IVFPQIndex: @unchecked Sendable {
     }
 
     /// Rebuilt from a file (see `IVFPQIndex+Persistence.swift`).
-    init(configuration: IVFPQConfiguration, centroids: [Float], pq: ProductQuantizer, lists: InvertedLists) {
+    init(configuration: IVFPQConfiguration, centroids: [Float], pq: ProductQuantizer, lists: InvertedLists,
+         axis: [Float] = [], residualMoments: [Float] = []) {
         self.configuration = configuration
         self.centroids = centroids
         self.centroidHalfNorms = Self.halfNorms(centroids, nlist: configuration.nlist, dimension: configuration.dimension)
         self.pq = pq
         self.lists = lists
         self.isTrained = true
+        if !axis.isEmpty { setAxis(axis, moments: residualMoments) }
+    }
+
+    // MARK: Order along the residuals' principal axis
+
+    /// Orders every list's entries, within each label run, by their residual's coordinate on the
+    /// residuals' leading principal axis (learned from a sample of the decoded residuals). A
+    /// search can then scan a list from the end that faces the query and stop at the first
+    /// block that cannot reach its heap (`SearchParameters.axisSlack`): the rest of the
+    /// residual is bounded statistically by the moments kept here. Any later add or remove
+    /// drops the order (the lists stay valid, searches scan them whole).
+    public func orderAlongPrincipalAxis(sample limit: Int = 65_536) {
+        lock.withWriteLock {
+            let total = lists.totalCount, d = dimension, m = pq.subquantizers
+            guard isTrained, total > 0 else { return }
+            let step = max(1, (total + limit - 1) / limit)
+            var residuals: [Float] = []
+            residuals.reserveCapacity((total / step + 1) * d)
+            var code = [UInt8](repeating: 0, count: m), r = [Float](repeating: 0, count: d)
+            var seen = 0
+            for l in 0..<nlist {
+                let list = lists.lists[l]
+                for i in 0..<list.count {
+                    defer { seen += 1 }
+                    guard seen % step == 0 else { continue }
+                    code.withUnsafeMutableBufferPointer { lists.layout.unpack(list.codes!, entry: i, into: $0.baseAddress!) }
+                    code.withUnsafeBufferPointer { c in r.withUnsafeMutableBufferPointer { pq.decode(c.baseAddress!, into: $0.baseAddress!) } }
+                    residuals.append(contentsOf: r)
+                }
+            }
+            let n = residuals.count / d
+            var moments = [Float](repeating: 0, count: d * d)
+            residuals.withUnsafeBufferPointer { rp in
+                moments.withUnsafeMutableBufferPointer { mp in
+                    BLAS.sgemm(.transposed, .none, m: d, n: d, k: n, alpha: 1 / Float(n), a: rp, lda: d, b: rp, ldb: d, c: mp, ldc: d)
+                }
+            }
+            let v = Array(BLAS.symmetricEigen(moments, n: d).vectors.prefix(d))
+            let table = coordinateTable(v)
+            for l in 0..<nlist where lists.lists[l].count > 1 {
+                let (ids, labels, codes) = lists.materialize(l)
+                let t = (0..<ids.count).map { i in Self.coordinate(codes, entry: i, m: m, table: table) }
+                let order = (0..<ids.count).sorted { (a: Int, b: Int) -> Bool in
+                    if labels[a] != labels[b] { return labels[a] < labels[b] }
+                    if t[a] != t[b] { return t[a] < t[b] }
+                    return a < b
+                }
+                var oc = [UInt8](repeating: 0, count: codes.count)
+                for (j, i) in order.enumerated() { for k in 0..<m { oc[j * m + k] = codes[i * m + k] } }
+                lists.replace(l, ids: order.map { ids[$0] }, labels: order.map { labels[$0] }, codes: oc)
+            }
+            lists.rebuildLabelIndex()
+            setAxis(v, moments: moments)
+        }
+    }
+
+    /// table[m·ksub + c]: centroid c of codebook m dotted with the axis' sub-vector m.
+    private func coordinateTable(_ v: [Float]) -> [Float] {
+        let ks = pq.ksub, ds = pq.dsub
+        var table = [Float](repeating: 0, count: pq.subquantizers * ks)
+        for m in 0..<pq.subquantizers {
+            for c in 0..<ks {
+                var s: Float = 0
+                for t in 0..<ds { s += pq.codebooks[(m * ks + c) * ds + t] * v[m * ds + t] }
+                table[m * ks + c] = s
+            }
+        }
+        return table
+    }
+
+    @inline(__always)
+    private static func coordinate(_ codes: [UInt8], entry i: Int, m: Int, table: [Float]) -> Float {
+        var s: Float = 0
+        for k in 0..<m { s += table[k * (table.count / m) + Int(codes[i * m + k])] }
+        return s
+    }
+
+    /// Keeps the axis and computes every entry's coordinate (the lists must be ordered along it).
+    private func setAxis(_ v: [Float], moments: [Float]) {
+        let d = dimension, m = pq.subquantizers, ks = pq.ksub
+        precondition(v.count == d && moments.count == d * d, "IVFPQIndex: axis of \(v.count) floats, moments of \(moments.count)")
+        axis = v
+        residualMoments = moments
+        var variance: Float = 0
+        for i in 0..<d { for j in 0..<d { variance += v[i] * moments[i * d + j] * v[j] } }
+        axisVariance = variance
+        let table = coordinateTable(v)
+        var offsets = [Int](repeating: 0, count: nlist + 1)
+        for l in 0..<nlist { offsets[l + 1] = offsets[l] + lists.lists[l].count }
+        var coords = [Float](repeating: 0, count: offsets[nlist])
+        var code = [UInt8](repeating: 0, count: m)
+        for l in 0..<nlist {
+            let list = lists.lists[l]
+            for i in 0..<list.count {
+                code.withUnsafeMutableBufferPointer { lists.layout.unpack(list.codes!, entry: i, into: $0.baseAddress!) }
+                var s: Float = 0
+                for k in 0..<m { s += table[k * ks + Int(code[k])] }
+                coords[offsets[l] + i] = s
+            }
+        }
+        axisCoordinates = coords
+        axisOffsets = offsets
+    }
+
+    /// After a change to the lists: they are no longer in axis order.
+    private func dropAxisOrder() {
+        axis = []; residualMoments = []; axisVariance = 0; axisCoordinates = []; axisOffsets = []
     }
 
     /// Number of indexed entries.
@@ -172,6 +291,7 @@ public final class IVFPQIndex: @unchecked Sendable {
                 if touched % 256 == 0 { progress?(IndexProgress(phase: "fill lists", done: l + 1, total: nlist)) }
             }
             lists.rebuildLabelIndex()
+            dropAxisOrder()
             progress?(IndexProgress(phase: "fill lists", done: nlist, total: nlist))
         }
     }
@@ -202,6 +322,7 @@ public final class IVFPQIndex: @unchecked Sendable {
                 lists.replace(l, ids: kids, labels: klabels, codes: kcodes)
             }
             lists.rebuildLabelIndex()
+            if removed > 0 { dropAxisOrder() }
             return removed
         }
     }

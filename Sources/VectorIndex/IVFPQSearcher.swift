@@ -53,6 +53,13 @@ public final class IVFPQSearcher {
     // Per-query quantized-table parameters (4-bit).
     var lutBias: Float = 0
     var lutInvScale: Float = 1
+    /// With an index ordered along its principal axis: the query's coordinate on the axis and
+    /// the standard deviation of the rest of a residual's score for this query.
+    var axisQuery: Float = 0
+    var axisRestDeviation: Float = 0
+    var momentsTimesQuery: [Float] = []
+    /// Blocks of a category's first ordered list summed before its heap takes any entry.
+    static let orderedLeadBlocks = 4
 
     init(index: IVFPQIndex) {
         self.index = index
@@ -186,6 +193,19 @@ public final class IVFPQSearcher {
             }
         }
         index.pq.innerProductTable(query, into: lut)
+        if !index.axis.isEmpty {
+            // qᵀΣq - (q·v)²·λ: the variance of <q, r> off the axis (v is an eigenvector of Σ).
+            if momentsTimesQuery.count != d { momentsTimesQuery = [Float](repeating: 0, count: d) }
+            index.residualMoments.withUnsafeBufferPointer { mp in
+                momentsTimesQuery.withUnsafeMutableBufferPointer { y in
+                    BLAS.sgemv(.none, rows: d, cols: d, a: mp, lda: d, x: UnsafeBufferPointer(start: query, count: d), y: y)
+                }
+            }
+            let qv = index.axis.withUnsafeBufferPointer { VectorMath.dot(query, $0.baseAddress!, count: d) }
+            let qsq = momentsTimesQuery.withUnsafeBufferPointer { VectorMath.dot(query, $0.baseAddress!, count: d) }
+            axisQuery = qv
+            axisRestDeviation = max(0, qsq - qv * qv * index.axisVariance).squareRoot()
+        }
         if fastScan {
             (lutBias, lutInvScale) = FastScan.quantize(lut, subquantizers: m, into: lut8)
             FastScan.kernelTable(lut8, subquantizers: m, into: kernelTable)
@@ -279,11 +299,18 @@ public final class IVFPQSearcher {
         // k kept entries are read at the end: reading each pushed entry's id from the list's id
         // array was a cache miss per push (8 % of the scan at 1M items).
         let deferIds = fastScan && predicate == nil
+        let ordered = deferIds && parameters.axisSlack < .infinity && !index.axis.isEmpty
+        let slack = parameters.axisSlack * axisRestDeviation
         for p in 0..<np {
             let l = Int(probes[p].id)
             guard let r = lists.range(of: label, in: l) else { continue }
-            scan(lists.lists[l], range: r, base: coarse[l], heap: &heap, predicate: predicate,
-                 handles: deferIds ? Int64(l) << 32 : nil)
+            if ordered {
+                statistics.listsScanned += 1
+                scanFastScanOrdered(lists.lists[l], list: l, range: r, base: coarse[l], slack: slack, heap: &heap)
+            } else {
+                scan(lists.lists[l], range: r, base: coarse[l], heap: &heap, predicate: predicate,
+                     handles: deferIds ? Int64(l) << 32 : nil)
+            }
         }
         if deferIds {
             if resolveIds {
@@ -404,6 +431,60 @@ public final class IVFPQSearcher {
             raw.storeBytes(of: odd, toByteOffset: 32, as: SIMD16<UInt16>.self)
             offerLanes(bits, sums: sums, blockStart: b * 32, range: range, listBase: listBase, inv: inv, ids: ids,
                        predicate: predicate, heap: &heap, threshold: &threshold, handles: handles)
+        }
+    }
+
+    /// `scanFastScan` over a list ordered along the index's axis, with (list, position) handles:
+    /// blocks from the end that faces the query (the largest axis coordinates first when the
+    /// query's is positive), stopping at the first block whose bound — `base` + the query's
+    /// axis coordinate × the block's extreme coordinate within `range` + `slack` — does not
+    /// beat the heap's threshold.
+    func scanFastScanOrdered(_ list: InvertedLists.List, list l: Int, range: Range<Int>, base: Float, slack: Float,
+                             heap: inout TopKHeap) {
+        guard !range.isEmpty else { return }
+        let codes = list.codes!, ids = list.ids!
+        let mm = m, blockBytes = 16 * m
+        let firstBlock = range.lowerBound / 32, endBlock = (range.upperBound + 31) / 32
+        let listBase = base + lutBias, inv = lutInvScale, scale = 1 / lutInvScale
+        let handles = Int64(l) << 32
+        let qa = axisQuery
+        index.axisCoordinates.withUnsafeBufferPointer { cp in
+            let t = cp.baseAddress! + index.axisOffsets[l]
+            let descending = qa >= 0
+            var b = descending ? endBlock - 1 : firstBlock
+            // A category's first list: its first few blocks from the facing end summed at once,
+            // only the entries at or above the k-th lane maximum offered (`scanFastScanBounded`),
+            // so the heap starts full of good entries instead of taking most of the first blocks.
+            let lead = min(endBlock - firstBlock, Self.orderedLeadBlocks)
+            if heap.count == 0, heap.capacity > 0, heap.capacity <= 32, lead >= 2 {
+                let blocks = descending ? (endBlock - lead)..<endBlock : firstBlock..<(firstBlock + lead)
+                statistics.entriesScanned += 32 * lead
+                statistics.codeBytesScanned += blockBytes * lead
+                scanFastScanBounded(codes: codes, ids: ids, range: range, blocks: blocks, listBase: listBase, inv: inv,
+                                    heap: &heap, table: kernelTable, handles: handles)
+                b = descending ? endBlock - lead - 1 : firstBlock + lead
+            }
+            var threshold = heap.threshold
+            while b >= firstBlock && b < endBlock {
+                // The block's entry with the largest q_a · t: its last (ascending order) when
+                // q_a >= 0, its first otherwise, within `range`.
+                let edge = descending ? t[min(range.upperBound, b * 32 + 32) - 1] : t[max(range.lowerBound, b * 32)]
+                if base + qa * edge + slack <= threshold { break }
+                statistics.entriesScanned += 32
+                statistics.codeBytesScanned += blockBytes
+                let need = (threshold - listBase) * scale
+                let needQ = need <= 0 ? UInt16(0) : (need > 65535 ? UInt16.max : UInt16(need))
+                let (even, odd) = FastScan.accumulate(kernelTable, block: codes + b * blockBytes, subquantizers: mm, sink: sink)
+                let bits = FastScan.lanes(even, odd, atLeast: needQ)
+                if bits != 0 {
+                    let raw = UnsafeMutableRawPointer(sums)
+                    raw.storeBytes(of: even, as: SIMD16<UInt16>.self)
+                    raw.storeBytes(of: odd, toByteOffset: 32, as: SIMD16<UInt16>.self)
+                    offerLanes(bits, sums: sums, blockStart: b * 32, range: range, listBase: listBase, inv: inv, ids: ids,
+                               predicate: nil, heap: &heap, threshold: &threshold, handles: handles)
+                }
+                b += descending ? -1 : 1
+            }
         }
     }
 
