@@ -58,14 +58,21 @@ struct ConfigSources {
         return v
     }
 
-    /// The retrieval settings of `--nprobe` and `--probe-margin` (or their environment / config
-    /// file entries), checked.
-    func retrieval(nprobe: Int?, probeMargin: Double?) throws -> RetrievalSettings {
+    /// The retrieval settings of `--nprobe`, `--probe-margin` and `--axis-slack` (or their
+    /// environment / config file entries), checked.
+    func retrieval(nprobe: Int?, probeMargin: Double?, axisSlack: Double? = nil) throws -> RetrievalSettings {
         var r = RetrievalSettings()
         r.nprobe = try int("nprobe", flag: nprobe) ?? r.nprobe
         guard r.nprobe >= 1 else { throw CLIError.usage("--nprobe must be >= 1") }
         if let m = try double("probe-margin", flag: probeMargin) { r.probeMargin = try Self.checkedProbeMargin(m) }
+        if let z = try double("axis-slack", flag: axisSlack) { r.axisSlack = try Self.checkedAxisSlack(z) }
         return r
+    }
+
+    /// `--axis-slack`'s value, or a usage error naming it (negative or NaN).
+    static func checkedAxisSlack(_ z: Double) throws -> Float {
+        guard z >= 0 else { throw CLIError.usage("--axis-slack must be >= 0 (inf: whole lists), got \(z)") }
+        return Float(z)
     }
 
     /// `--probe-margin`'s value, or a usage error naming it (negative or NaN).

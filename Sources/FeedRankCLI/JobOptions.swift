@@ -18,6 +18,7 @@ struct JobOptions: ParsableArguments {
     @Option(help: "IVF-PQ index file from `feedrank index build` (default: built at start).") var index: String?
     @Option(help: "Inverted lists probed per category (default 4).") var nprobe: Int?
     @Option(help: "Lists after a category's best are probed only within this probe-score margin (default 0.025; inf: all --nprobe).") var probeMargin: Double?
+    @Option(help: "With an index ordered along its principal axis, a list stops at the first block this many standard deviations cannot lift into a category's top k (default 3.5; inf: whole lists).") var axisSlack: Double?
     @Option(name: .customLong("activity-topic")) var activityTopic: String?
     @Option(name: .customLong("responses-topic")) var responsesTopic: String?
     @Option(name: .customLong("dlq-topic")) var dlqTopic: String?
@@ -80,7 +81,7 @@ struct JobOptions: ParsableArguments {
     /// Loads the bundle and index (or builds the index) into a catalogue.
     func catalog(_ r: Resolved, logger: Logger) throws -> RankingCatalog {
         BLAS.threadCount = 1  // parallelism comes from the ranking threads
-        let retrieval = try r.sources.retrieval(nprobe: nprobe, probeMargin: probeMargin)
+        let retrieval = try r.sources.retrieval(nprobe: nprobe, probeMargin: probeMargin, axisSlack: axisSlack)
         let b = try CatalogLoader.loadBundle(r.bundlePath, logger: logger)
         let idx = try CatalogLoader.loadIndex(r.sources.value("index", flag: index), bundle: b, logger: logger)
         return try CatalogLoader.catalog(bundle: b, index: idx, retrieval: retrieval)

@@ -22,6 +22,7 @@ struct RankCommand: ParsableCommand {
     @Option(help: "IVF-PQ index file (default: built from the bundle).") var index: String?
     @Option(help: "Inverted lists probed per category.") var nprobe: Int?
     @Option(help: "Lists after a category's best are probed only within this probe-score margin (default 0.025; inf: all --nprobe).") var probeMargin: Double?
+    @Option(help: "With an index ordered along its principal axis, a list stops at the first block this many standard deviations cannot lift into a category's top k (default 3.5; inf: whole lists).") var axisSlack: Double?
 
     func validate() throws {
         guard RankingRequest.numItemsRange.contains(numItems) else {
@@ -64,6 +65,7 @@ struct RankCommand: ParsableCommand {
         var retrieval = RetrievalSettings()
         if let nprobe { retrieval.nprobe = nprobe }
         if let probeMargin { retrieval.probeMargin = try ConfigSources.checkedProbeMargin(probeMargin) }
+        if let axisSlack { retrieval.axisSlack = try ConfigSources.checkedAxisSlack(axisSlack) }
         let idx = exact ? nil : try CatalogLoader.loadIndex(index, bundle: b, logger: logger)
         let catalog = try CatalogLoader.catalog(bundle: b, index: idx, retrieval: retrieval)
         let ranker = FeedRanker(catalog: catalog)

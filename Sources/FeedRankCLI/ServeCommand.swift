@@ -46,6 +46,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-format"), help: "json|text (default json).") var logFormat: String?
     @Option(help: "Inverted lists probed per category (default 4).") var nprobe: Int?
     @Option(help: "Lists after a category's best are probed only within this probe-score margin (default 0.025; inf: all --nprobe).") var probeMargin: Double?
+    @Option(help: "With an index ordered along its principal axis, a list stops at the first block this many standard deviations cannot lift into a category's top k (default 3.5; inf: whole lists).") var axisSlack: Double?
 
     func run() async throws {
         let src = try ConfigSources(configFile: config)
@@ -85,7 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
         let port = try src.int("http-port", flag: httpPort) ?? 8080
         guard (0...65535).contains(port) else { throw CLIError.usage("--http-port \(port): not a port number") }
         let host = src.value("http-host", flag: httpHost) ?? "0.0.0.0"
-        let retrieval = try src.retrieval(nprobe: nprobe, probeMargin: probeMargin)
+        let retrieval = try src.retrieval(nprobe: nprobe, probeMargin: probeMargin, axisSlack: axisSlack)
 
         BLAS.threadCount = 1
         let registry = PrometheusCollectorRegistry()

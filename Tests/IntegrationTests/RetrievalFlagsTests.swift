@@ -25,4 +25,24 @@ struct RetrievalFlagsTests {
             #expect("\(error)".contains("FEEDRANK_PROBE_MARGIN") && "\(error)".contains("not a number"))
         }
     }
+
+    @Test("--axis-slack comes from the flag, else FEEDRANK_AXIS_SLACK, else 3.5; negative, NaN and non-numbers fail naming it")
+    func axisSlackFlag() throws {
+        let none = try ConfigSources(configFile: nil, environment: [:])
+        #expect(try none.retrieval(nprobe: nil, probeMargin: nil).axisSlack == 3.5)
+        #expect(try none.retrieval(nprobe: nil, probeMargin: nil, axisSlack: .infinity).axisSlack == .infinity)
+        let env = try ConfigSources(configFile: nil, environment: ["FEEDRANK_AXIS_SLACK": "3"])
+        #expect(try env.retrieval(nprobe: nil, probeMargin: nil).axisSlack == 3)
+        #expect(try env.retrieval(nprobe: nil, probeMargin: nil, axisSlack: 4).axisSlack == 4)
+        for bad in [-1.0, .nan] {
+            do {
+                _ = try none.retrieval(nprobe: nil, probeMargin: nil, axisSlack: bad)
+                Issue.record("--axis-slack \(bad) was accepted")
+            } catch let error as CLIError {
+                #expect("\(error)".contains("--axis-slack"))
+            }
+        }
+        let word = try ConfigSources(configFile: nil, environment: ["FEEDRANK_AXIS_SLACK": "wide"])
+        #expect(throws: CLIError.self) { try word.retrieval(nprobe: nil, probeMargin: nil) }
+    }
 }
