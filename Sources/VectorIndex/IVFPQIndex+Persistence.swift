@@ -14,7 +14,7 @@
 ///      80  reserved (zeros) up to 128
 ///     centroids     nlist × D float32
 ///     codebooks     M × 2^bits × D/M float32
-///     axis          D float32, then the residuals' moments D × D float32 (only with flag bit 0)
+///     axis          D float32; moments  D × D float32 (the residuals'; both only with flag bit 0)
 ///     directory     nlist × {count, runCount, idsOffset, runsOffset, codesOffset} (u64 each)
 ///     per list      ids (int64 × count), label runs (8 bytes each), codes (see CodeLayout)
 ///
@@ -98,6 +98,7 @@ extension IVFPQIndex {
             w.pad(to: IndexFileFormat.align(w.bytes.count))
             if !axis.isEmpty {
                 w.floats(axis)
+                w.pad(to: IndexFileFormat.align(w.bytes.count))
                 w.floats(residualMoments)
                 w.pad(to: IndexFileFormat.align(w.bytes.count))
             }
@@ -182,14 +183,8 @@ extension IVFPQIndex {
         guard flags & ~1 == 0 else { throw corrupt("unknown header flags \(flags)") }
         var axis: [Float] = [], moments: [Float] = []
         if flags & 1 != 0 {
-            guard offset + (d + d * d) * 4 <= size else { throw corrupt("the principal axis runs past the end of the file") }
-            axis = [Float](unsafeUninitializedCapacity: d) { buf, c in
-                UnsafeMutableRawPointer(buf.baseAddress!).copyMemory(from: base + offset, byteCount: d * 4); c = d
-            }
-            moments = [Float](unsafeUninitializedCapacity: d * d) { buf, c in
-                UnsafeMutableRawPointer(buf.baseAddress!).copyMemory(from: base + offset + d * 4, byteCount: d * d * 4); c = d * d
-            }
-            offset = IndexFileFormat.align(offset + (d + d * d) * 4)
+            axis = try floats(d, "principal axis")
+            moments = try floats(d * d, "residual moments")
             guard axis.allSatisfy(\.isFinite), moments.allSatisfy(\.isFinite) else { throw corrupt("non-finite principal axis or moments") }
         }
         let directory = offset

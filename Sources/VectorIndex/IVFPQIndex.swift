@@ -97,7 +97,9 @@ public final class IVFPQIndex: @unchecked Sendable {
             let table = coordinateTable(v)
             for l in 0..<nlist where lists.lists[l].count > 1 {
                 let (ids, labels, codes) = lists.materialize(l)
-                let t = (0..<ids.count).map { i in Self.coordinate(codes, entry: i, m: m, table: table) }
+                let t = codes.withUnsafeBufferPointer { c in
+                    (0..<ids.count).map { i in coordinate(ofCode: c.baseAddress! + i * m, table: table) }
+                }
                 let order = (0..<ids.count).sorted { (a: Int, b: Int) -> Bool in
                     if labels[a] != labels[b] { return labels[a] < labels[b] }
                     if t[a] != t[b] { return t[a] < t[b] }
@@ -126,16 +128,18 @@ public final class IVFPQIndex: @unchecked Sendable {
         return table
     }
 
+    /// An entry's coordinate on the axis from its M unpacked codes (`coordinateTable`).
     @inline(__always)
-    private static func coordinate(_ codes: [UInt8], entry i: Int, m: Int, table: [Float]) -> Float {
+    private func coordinate(ofCode code: UnsafePointer<UInt8>, table: [Float]) -> Float {
+        let ks = pq.ksub
         var s: Float = 0
-        for k in 0..<m { s += table[k * (table.count / m) + Int(codes[i * m + k])] }
+        for k in 0..<pq.subquantizers { s += table[k * ks + Int(code[k])] }
         return s
     }
 
     /// Keeps the axis and computes every entry's coordinate (the lists must be ordered along it).
     private func setAxis(_ v: [Float], moments: [Float]) {
-        let d = dimension, m = pq.subquantizers, ks = pq.ksub
+        let d = dimension, m = pq.subquantizers
         precondition(v.count == d && moments.count == d * d, "IVFPQIndex: axis of \(v.count) floats, moments of \(moments.count)")
         axis = v
         residualMoments = moments
@@ -150,10 +154,10 @@ public final class IVFPQIndex: @unchecked Sendable {
         for l in 0..<nlist {
             let list = lists.lists[l]
             for i in 0..<list.count {
-                code.withUnsafeMutableBufferPointer { lists.layout.unpack(list.codes!, entry: i, into: $0.baseAddress!) }
-                var s: Float = 0
-                for k in 0..<m { s += table[k * ks + Int(code[k])] }
-                coords[offsets[l] + i] = s
+                coords[offsets[l] + i] = code.withUnsafeMutableBufferPointer {
+                    lists.layout.unpack(list.codes!, entry: i, into: $0.baseAddress!)
+                    return coordinate(ofCode: $0.baseAddress!, table: table)
+                }
             }
         }
         axisCoordinates = coords

@@ -470,10 +470,11 @@ public final class IVFPQSearcher {
                 // q_a >= 0, its first otherwise, within `range`.
                 let edge = descending ? t[min(range.upperBound, b * 32 + 32) - 1] : t[max(range.lowerBound, b * 32)]
                 if base + qa * edge + slack <= threshold { break }
+                let need = (threshold - listBase) * scale
+                if need > 65535 { break }       // nothing left in this list can enter
                 statistics.entriesScanned += 32
                 statistics.codeBytesScanned += blockBytes
-                let need = (threshold - listBase) * scale
-                let needQ = need <= 0 ? UInt16(0) : (need > 65535 ? UInt16.max : UInt16(need))
+                let needQ = need <= 0 ? UInt16(0) : UInt16(need)
                 let (even, odd) = FastScan.accumulate(kernelTable, block: codes + b * blockBytes, subquantizers: mm, sink: sink)
                 let bits = FastScan.lanes(even, odd, atLeast: needQ)
                 if bits != 0 {
